@@ -1,0 +1,1046 @@
+"""The provider-neutral connection runtime.
+
+Every voxsync connection (local, aiOla, Uh!ive, ...) is a :class:`Connection`
+subclass. The base class owns everything that is the same for all providers:
+
+* the lifecycle ``idle -> connecting -> open -> finishing -> closed``, with a
+  typed error for every call made in the wrong state;
+* a bounded send queue drained by a **writer** thread, with an explicit
+  overflow policy, so ``send()`` never blocks the caller for long;
+* one **dispatcher** thread that runs your handlers one at a time, in arrival
+  order, so a slow handler never stalls receiving, keepalives or sending;
+* the handler-exception policy: logged with its traceback on the
+  ``voxsync.connection`` logger, re-emitted as an ``error`` event
+  (:class:`~voxsync.errors.HandlerError`); the stream goes on;
+* ``finish()`` (send the queued audio, the provider's end of stream, wait -
+  bounded - for the last results), ``close()``, ``wait()``, ``events()``,
+  the context manager, Ctrl+C handling and :class:`~voxsync.metrics.Metrics`.
+
+Threads are named ``voxsync-<provider>-<n>-<role>`` (``reader``, ``writer``,
+``dispatch``), are daemons, and are all joined by ``close()``. A provider adds
+only its transport and codec by overriding the ``_open``, ``_read_loop``,
+``_write_chunk``, ``_end_of_stream``, ``_keepalive`` and ``_close_transport``
+hooks.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    FrozenSet,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from pyee import EventEmitter
+
+from voxsync.audio.format import AudioFormat
+from voxsync.errors import (
+    ConfigurationError,
+    DisconnectedError,
+    HandlerError,
+    LocalProtocolError,
+    QueueFullError,
+    TimeoutError,
+    VoxsyncError,
+)
+from voxsync.events import Connected, Disconnected, DisconnectReason, Event, StreamWarning
+from voxsync.metrics import Metrics
+
+__all__ = ["OVERFLOW_POLICIES", "Connection", "EventIterator", "State"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+H = TypeVar("H", bound=Handler)
+Emitted = Union[Event, BaseException]
+
+#: Accepted values of the ``overflow`` argument.
+OVERFLOW_POLICIES = ("block", "drop_oldest", "raise")
+
+#: Seconds ``close()`` waits, in total, for voxsync's threads to end.
+CLOSE_JOIN_TIMEOUT = 2.0
+
+_POLL = 0.1  # slice for waits that must notice Ctrl+C and state changes
+
+
+class State(str, enum.Enum):
+    """Lifecycle state of a connection (``conn.state``); compares equal to its value."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    FINISHING = "finishing"
+    CLOSED = "closed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Sentinel:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_FINISH = _Sentinel("finish")  # send queue: audio before it is flushed, then end of stream
+_STOP = _Sentinel("stop")  # send / event queue: the thread ends
+_END = _Sentinel("end")  # event iterators: no more events
+
+
+def _force_put(q: queue.Queue[Any], item: Any) -> None:
+    """Put ``item`` even if ``q`` is full: end-of-life markers must never block."""
+    with q.mutex:
+        q.queue.append(item)
+        q.unfinished_tasks += 1
+        q.not_empty.notify()
+
+
+def _takes_argument(f: Callable[..., Any]) -> bool:
+    """True if ``f`` can be called with one positional argument."""
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature
+        return True
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
+
+
+class _Call:
+    """A registered handler: calls ``run`` (pyee's wrapper) with or without the event."""
+
+    __slots__ = ("handler", "pass_event", "run")
+
+    def __init__(
+        self, handler: Callable[..., Any], run: Callable[..., Any], pass_event: bool
+    ) -> None:
+        self.handler = handler
+        self.run = run
+        self.pass_event = pass_event
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.pass_event:
+            return self.run(*args, **kwargs)
+        return self.run()
+
+
+class _Emitter(EventEmitter):
+    """pyee emitter with voxsync's handler policy.
+
+    * handlers that take no argument are called without one (vendor snippets
+      write ``def on_connect():``);
+    * a raising handler is logged and re-emitted as ``error``
+      (:class:`HandlerError`); a raising ``error`` handler is only logged;
+    * an ``error`` event with no listener is logged, never raised into the
+      dispatcher thread.
+    """
+
+    def __init__(self, owner: str) -> None:
+        super().__init__()
+        self._owner = owner
+        self._current_event = ""
+
+    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
+        super()._add_event_handler(event, k, _Call(k, v, _takes_argument(k)))
+
+    def _call_handlers(self, event: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> bool:
+        self._current_event = event
+        return bool(super()._call_handlers(event, args, kwargs))
+
+    def _emit_run(
+        self, f: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> None:
+        event = self._current_event
+        try:
+            f(*args, **kwargs)
+        except Exception as exc:
+            handler = f.handler if isinstance(f, _Call) else f
+            if event == "error":
+                log.exception("%s: the 'error' handler %r raised", self._owner, handler)
+                return
+            log.exception("%s: handler %r for %r raised", self._owner, handler, event)
+            self.emit("error", HandlerError(event, handler, exc))
+            self._current_event = event
+
+    def _emit_handle_potential_error(self, event: str, error: Any) -> None:
+        if event == "error" and not isinstance(error, HandlerError):
+            log.warning("%s: error with no 'error' handler: %s", self._owner, error)
+
+
+class EventIterator(Iterator[Emitted]):
+    """Blocking iterator over a connection's events (see :meth:`Connection.events`).
+
+    Yields every event object in dispatch order (errors as exception
+    objects), ends after the :class:`~voxsync.events.Disconnected` event.
+    Use it from one thread. ``close()`` (or leaving a ``with`` block, or
+    breaking out of a ``for`` loop and dropping it) stops the subscription.
+    """
+
+    def __init__(self, conn: Connection, timeout: Optional[float], maxsize: int) -> None:
+        self._conn = conn
+        self._timeout = timeout
+        self._q: queue.Queue[Any] = queue.Queue(maxsize)
+        self._done = False
+        self._overflowed = False
+
+    def _push(self, item: Any) -> None:
+        if self._overflowed:
+            return
+        try:
+            self._q.put_nowait(item)
+        except queue.Full:
+            self._overflowed = True
+            self._conn._unsubscribe(self)
+            self._q.queue.clear()
+            self._q.queue.append(_END)
+
+    def __iter__(self) -> EventIterator:
+        return self
+
+    def __next__(self) -> Emitted:
+        if self._done:
+            raise StopIteration
+        try:
+            item = self._q.get(timeout=self._timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no event within {self._timeout} s") from None
+        if item is _END:
+            self._done = True
+            self._conn._unsubscribe(self)
+            if self._overflowed:
+                raise QueueFullError(
+                    f"events() iterator fell {self._q.maxsize} events behind and was "
+                    "stopped; consume events faster or use handlers"
+                )
+            raise StopIteration
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop receiving events; the iterator ends."""
+        self._done = True
+        self._conn._unsubscribe(self)
+
+    def __enter__(self) -> EventIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Connection:
+    """A live stream to a speech service; base class of every provider's connection.
+
+    Parameters
+    ----------
+    audio_format : AudioFormat
+        What :meth:`send` accepts (set by the provider).
+    queue_size : int
+        Capacity of the send queue, in chunks (default 256: about 25 s of
+        100 ms chunks).
+    overflow : {"block", "drop_oldest", "raise"}
+        What :meth:`send` does when the queue is full: wait up to
+        ``send_timeout`` seconds for room, then raise
+        :class:`~voxsync.errors.TimeoutError`; discard the oldest queued
+        chunk (counted in ``metrics.chunks_dropped`` and reported as a
+        ``warning`` event with code ``"audio_dropped"``); or raise
+        :class:`~voxsync.errors.QueueFullError` at once.
+    send_timeout : float
+        Longest wait of a blocking ``send()`` (policy ``"block"``).
+    finish_timeout : float
+        Default bound of :meth:`finish`.
+    keepalive_interval : float or None
+        Seconds of send-queue silence after which the provider's keepalive
+        runs on the writer thread; None for none.
+    name : str or None
+        Shown in ``repr`` and log messages; default ``"<provider>-<n>"``.
+    event_queue_size : int
+        Capacity of the queue between the receiving thread and the
+        dispatcher. When handlers fall this far behind, receiving pauses
+        (the socket applies back-pressure) instead of growing memory.
+
+    Notes
+    -----
+    Thread safety: ``send``, ``finish``, ``close`` and the handler
+    registration methods may be called from any thread, including from
+    inside a handler (``close()`` there does not join the dispatcher it runs
+    on). ``wait()`` and ``events()`` must not be called from a handler.
+    """
+
+    provider: ClassVar[str] = "base"
+    #: Event names this connection emits; registering any other name raises.
+    event_names: ClassVar[FrozenSet[str]] = frozenset(
+        {"connect", "disconnect", "error", "warning", "message", "reconnecting", "reconnected"}
+    )
+    _uses_reader_thread: ClassVar[bool] = False
+    _counters: ClassVar[Dict[str, Iterator[int]]] = {}
+    _counters_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        audio_format: AudioFormat,
+        *,
+        queue_size: int = 256,
+        overflow: str = "block",
+        send_timeout: float = 5.0,
+        finish_timeout: float = 10.0,
+        keepalive_interval: Optional[float] = None,
+        name: Optional[str] = None,
+        event_queue_size: int = 10000,
+    ) -> None:
+        if not isinstance(audio_format, AudioFormat):
+            raise ConfigurationError("audio_format must be a voxsync.audio.AudioFormat")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ConfigurationError(
+                f"overflow must be one of {', '.join(map(repr, OVERFLOW_POLICIES))}, "
+                f"got {overflow!r}"
+            )
+        if not isinstance(queue_size, int) or queue_size < 1:
+            raise ConfigurationError(f"queue_size must be a positive int, got {queue_size!r}")
+        for label, value in (("send_timeout", send_timeout), ("finish_timeout", finish_timeout)):
+            if not value > 0:
+                raise ConfigurationError(f"{label} must be > 0 seconds, got {value!r}")
+        if keepalive_interval is not None and not keepalive_interval > 0:
+            raise ConfigurationError("keepalive_interval must be None or > 0 seconds")
+        with Connection._counters_lock:
+            counter = Connection._counters.setdefault(self.provider, itertools.count(1))
+            self._number = next(counter)
+        self.name = name or f"{self.provider}-{self._number}"
+        self._audio_format = audio_format
+        self._overflow = overflow
+        self._send_timeout = send_timeout
+        self._finish_timeout = finish_timeout
+        self._keepalive_interval = keepalive_interval
+        self._send_q: queue.Queue[Any] = queue.Queue(queue_size)
+        self._event_q: queue.Queue[Any] = queue.Queue(event_queue_size)
+        self._emitter = _Emitter(self.name)
+        self._lock = threading.RLock()
+        self._send_lock = threading.Lock()
+        self._state = State.IDLE
+        self._closing = False
+        self._dispatch_stopped = False
+        self._pending: Optional[List[Tuple[str, Emitted, float]]] = None
+        self._threads: Dict[str, threading.Thread] = {}
+        self._closed = threading.Event()
+        self._stream_done = threading.Event()
+        self._fatal: Optional[VoxsyncError] = None
+        self._subscribers: List[EventIterator] = []
+        self._connect_info: Dict[str, Any] = {}
+        self.metrics = Metrics(audio_format, self._send_q.qsize)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def audio_format(self) -> AudioFormat:
+        """The audio :meth:`send` accepts: sample rate, channels, encoding.
+
+        Audio sources in :mod:`voxsync.audio` convert to it automatically.
+        """
+        return self._audio_format
+
+    @property
+    def state(self) -> State:
+        """Current lifecycle state: idle, connecting, open, finishing or closed."""
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        """True while the stream is open (including while finishing)."""
+        return self._state in (State.OPEN, State.FINISHING)
+
+    @property
+    def error(self) -> Optional[VoxsyncError]:
+        """The failure that closed the connection, or None."""
+        return self._fatal
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} state={self._state.value} {self._audio_format}>"
+
+    # -------------------------------------------------------------- handlers
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, f: H) -> H: ...
+
+    def on(self, event: Any, f: Optional[H] = None) -> Union[H, Callable[[H], H]]:
+        """Register ``f`` for ``event``; as a decorator when ``f`` is omitted.
+
+        Parameters
+        ----------
+        event : str
+            An event name (``"transcript"``, ``"error"``, ...; an enum whose
+            value is the name works too). Unknown names raise
+            :class:`~voxsync.errors.ConfigurationError`, so a typo cannot
+            leave a handler silently uncalled.
+        f : callable
+            Called with one event object, or with no argument if it takes
+            none (``def on_connect(): ...``).
+
+        Returns
+        -------
+        The handler (so decorated functions stay callable), or a decorator.
+
+        Notes
+        -----
+        Handlers run on the connection's dispatcher thread
+        (``voxsync-<provider>-<n>-dispatch``), one at a time, in the order
+        events arrived. A slow handler delays later handlers only; receiving,
+        keepalives and sending go on. If a handler raises, the exception is
+        logged (logger ``voxsync.connection``) and emitted as an ``error``
+        event wrapped in :class:`~voxsync.errors.HandlerError`; the stream
+        goes on. If an ``error`` handler raises, that is only logged.
+
+        Examples
+        --------
+        >>> @conn.on("transcript")                     # doctest: +SKIP
+        ... def show(ev):
+        ...     print(ev.text)
+        >>> conn.on("error", lambda err: print(err))   # doctest: +SKIP
+        """
+        name = self._event_name(event)
+        if f is None:
+            decorator: Callable[[H], H] = self._emitter.listens_to(name)
+            return decorator
+        self._emitter.add_listener(name, f)
+        return f
+
+    @overload
+    def once(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def once(self, event: str, f: H) -> H: ...
+
+    def once(self, event: Any, f: Optional[H] = None) -> Union[H, Callable[[H], H]]:
+        """Like :meth:`on`, but the handler is removed after its first call."""
+        name = self._event_name(event)
+        result: Union[H, Callable[[H], H]] = self._emitter.once(name, f)
+        return result
+
+    def off(self, event: Any, f: Optional[Handler] = None) -> None:
+        """Remove handler ``f`` of ``event``, or all of its handlers if ``f`` is None.
+
+        Removing a handler that is not registered does nothing.
+        """
+        name = self._event_name(event)
+        if f is None:
+            self._emitter.remove_all_listeners(name)
+            return
+        try:
+            self._emitter.remove_listener(name, f)
+        except KeyError:
+            pass
+
+    def listeners(self, event: Any) -> List[Handler]:
+        """Handlers registered for ``event``."""
+        return list(self._emitter.listeners(self._event_name(event)))
+
+    def _event_name(self, event: Any) -> str:
+        name = getattr(event, "value", event)
+        if not isinstance(name, str):
+            raise ConfigurationError(f"event name must be a string, got {event!r}")
+        if name not in self.event_names:
+            raise ConfigurationError(
+                f"{type(self).__name__} has no event {name!r}; "
+                f"known events: {', '.join(sorted(self.event_names))}"
+            )
+        return name
+
+    # ------------------------------------------------------------- lifecycle
+    def connect(self, timeout: float = 10.0) -> Connection:
+        """Open the stream; return when the service has accepted it.
+
+        Starts the connection's threads. The ``connect`` event is the first
+        event handlers receive.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds to wait for the service.
+
+        Returns
+        -------
+        Connection
+            ``self``, so ``conn = Provider(...).connect()`` works.
+
+        Raises
+        ------
+        LocalProtocolError
+            The connection is not idle (already connected, or closed).
+        AuthenticationError, ConnectionError, TimeoutError, ServerError
+            The service refused or could not be reached. The connection
+            returns to ``idle``; ``connect()`` may be called again.
+        """
+        with self._lock:
+            if self._state is not State.IDLE:
+                raise LocalProtocolError(
+                    f"connect() needs an idle connection, this one is {self._state.value}; "
+                    "create a new connection to stream again"
+                )
+            self._state = State.CONNECTING
+            self._pending = []
+            self._closed.clear()
+            self._stream_done.clear()
+            self._dispatch_stopped = False
+        self._start_thread("dispatch", self._dispatch_loop)
+        try:
+            self._open(timeout)
+        except BaseException:
+            self._abort_connect()
+            raise
+        with self._lock:
+            if self._state is not State.CONNECTING:  # closed while connecting
+                raise self._fatal or DisconnectedError("the connection was closed while connecting")
+            self._state = State.OPEN
+            self.metrics.connected_at = time.time()
+            pending, self._pending = self._pending or [], None
+            self._put_event("connect", Connected(self.provider, self._connect_info))
+            for item in pending:
+                self._put_event(*item[:2], received=item[2])
+        self._start_thread("writer", self._writer_loop)
+        if self._uses_reader_thread:
+            self._start_thread("reader", self._reader_main)
+        log.debug("%s: connected", self.name)
+        return self
+
+    def _abort_connect(self) -> None:
+        try:
+            self._close_transport()
+        except Exception:
+            log.debug(
+                "%s: closing the transport after a failed connect raised", self.name, exc_info=True
+            )
+        with self._lock:
+            self._pending = None
+            self._dispatch_stopped = True
+            _force_put(self._event_q, _STOP)
+        self._join_threads(CLOSE_JOIN_TIMEOUT)
+        with self._lock:
+            self._threads.clear()
+            self._state = State.IDLE
+            self._fatal = None
+            self._drain_send_queue()
+
+    def send(self, chunk: Union[bytes, bytearray, memoryview]) -> None:
+        """Queue one chunk of audio for sending; returns at once while there is room.
+
+        Parameters
+        ----------
+        chunk : bytes-like
+            Audio in :attr:`audio_format`: a whole number of frames. Any
+            length is accepted; providers re-chunk where the service needs it.
+
+        Raises
+        ------
+        AudioFormatError
+            ``chunk`` is not bytes-like or not a whole number of frames.
+        LocalProtocolError
+            Not connected yet, or ``finish()`` / ``close()`` was called.
+        DisconnectedError
+            The stream failed (server gone, network error); ``__cause__``
+            holds why. Audio is never dropped silently.
+        TimeoutError
+            Policy ``"block"``: no room in the queue within ``send_timeout``.
+        QueueFullError
+            Policy ``"raise"``: no room in the queue.
+        """
+        if type(chunk) is bytes:
+            if len(chunk) % self._audio_format.frame_size:
+                self._audio_format.check(chunk)  # raises with the full message
+            data = chunk
+        else:
+            data = bytes(self._audio_format.check(chunk))
+        if self._state is not State.OPEN:
+            self._raise_not_open("send()")
+        if not data:
+            return
+        try:
+            self._send_q.put_nowait(data)
+        except queue.Full:
+            self._send_full(data)
+        self.metrics._queued(len(data), self._send_q.qsize())
+
+    def _send_full(self, data: bytes) -> None:
+        if self._overflow == "raise":
+            raise QueueFullError(
+                f"send queue full ({self._send_q.maxsize} chunks): the service is not keeping up; "
+                "send slower, raise queue_size, or choose overflow='block' or 'drop_oldest'"
+            )
+        if self._overflow == "drop_oldest":
+            with self._send_lock:
+                try:
+                    oldest = self._send_q.get_nowait()
+                except queue.Empty:
+                    oldest = None
+                if isinstance(oldest, _Sentinel):  # finish/close raced us: keep it, fail below
+                    self._send_q.queue.appendleft(oldest)
+                    self._raise_not_open("send()")
+                self._send_q.put_nowait(data)
+            if isinstance(oldest, bytes):
+                count = self.metrics._dropped(len(oldest))
+                self._deliver(
+                    StreamWarning(
+                        "audio_dropped",
+                        f"send queue full: dropped {len(oldest)} bytes of the oldest audio "
+                        f"({count} chunks dropped so far)",
+                        count,
+                    )
+                )
+            return
+        deadline = time.monotonic() + self._send_timeout
+        while True:
+            try:
+                self._send_q.put(data, timeout=_POLL)
+                return
+            except queue.Full:
+                if self._state is not State.OPEN:
+                    self._raise_not_open("send()")
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"send queue stayed full for {self._send_timeout} s: the service is not "
+                        "keeping up; pace the audio to real time or raise queue_size"
+                    ) from None
+
+    def _raise_not_open(self, what: str) -> None:
+        state = self._state
+        if state is State.IDLE or state is State.CONNECTING:
+            raise LocalProtocolError(f"{what} before the connection is open; call connect() first")
+        if self._fatal is not None:
+            raise DisconnectedError(
+                f"{what} on a failed connection: {self._fatal}"
+            ) from self._fatal
+        if state is State.FINISHING:
+            raise LocalProtocolError(f"{what} after finish(); no more audio can be sent")
+        raise LocalProtocolError(f"{what} on a closed connection; create a new connection")
+
+    def finish(self, timeout: Optional[float] = None) -> None:
+        """End the stream gracefully, keeping the last words; then close.
+
+        Sends every queued chunk, then the provider's end of stream, waits
+        until the service delivered its last results and your handlers ran
+        for them, then closes. Bounded: after ``timeout`` seconds the
+        connection is closed anyway and :class:`~voxsync.errors.TimeoutError`
+        says the tail may be incomplete.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Seconds; default the connection's ``finish_timeout``.
+
+        Raises
+        ------
+        LocalProtocolError
+            Not connected, or already closed normally.
+        DisconnectedError
+            The stream had failed; ``__cause__`` holds why.
+        TimeoutError
+            The last results did not arrive in time (the connection is closed).
+        """
+        timeout = self._finish_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._state is State.FINISHING:
+                first = False
+            elif self._state is State.OPEN:
+                first = True
+                self._state = State.FINISHING
+            else:
+                self._raise_not_open("finish()")
+        try:
+            done = self._finish_wait(first, deadline)
+        except BaseException:  # Ctrl+C while waiting: still close
+            self.close()
+            raise
+        self.close()
+        if self._fatal is not None:
+            raise DisconnectedError(
+                f"the stream failed before it finished: {self._fatal}"
+            ) from self._fatal
+        if not done:
+            raise TimeoutError(
+                f"finish() gave up after {timeout} s waiting for the last results; "
+                "the connection is closed and the end of the transcript may be missing"
+            )
+
+    def _finish_wait(self, first: bool, deadline: float) -> bool:
+        if first:
+            self._put_until(self._send_q, _FINISH, deadline)
+        if not self._wait_flag(self._stream_done, deadline):
+            return False
+        if self._fatal is not None or threading.current_thread() is self._threads.get("dispatch"):
+            return True
+        # let the dispatcher run the handlers of every event received so far
+        with self._lock:
+            barrier = None if self._dispatch_stopped else threading.Event()
+            if barrier is not None:
+                _force_put(self._event_q, barrier)
+        return self._wait_flag(self._closed if barrier is None else barrier, deadline)
+
+    def _put_until(self, q: queue.Queue[Any], item: Any, deadline: float) -> None:
+        while True:
+            try:
+                q.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                if self._closing or time.monotonic() >= deadline:
+                    return
+
+    def _wait_flag(self, flag: threading.Event, deadline: float) -> bool:
+        while not flag.is_set():
+            if self._closed.is_set() or self._fatal is not None:
+                return flag.is_set()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            flag.wait(min(_POLL, remaining))
+        return True
+
+    def close(self) -> None:
+        """Close at once: stop sending, close the transport, end the threads.
+
+        Audio still queued is discarded (counted in
+        ``metrics.chunks_discarded``); use :meth:`finish` to send it and get
+        its results first. Idempotent, never raises, safe from any thread
+        including a handler (it then does not wait for the dispatcher it runs
+        on). Handlers still receive the events already received, then
+        ``disconnect``. Waits at most about 2 s for threads to end.
+        """
+        self._shutdown(DisconnectReason.CLIENT, None)
+        self._join_threads(CLOSE_JOIN_TIMEOUT)
+        if not self._threads_alive(include_current=False):
+            self._closed.set()
+
+    disconnect = close
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the connection is closed.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Seconds; None waits as long as it takes.
+
+        Returns
+        -------
+        bool
+            True if closed, False if ``timeout`` ran out first.
+
+        Raises
+        ------
+        DisconnectedError, ServerError, ...
+            The failure that closed the connection, if it did not end
+            normally.
+        KeyboardInterrupt
+            After closing the connection (within about 2 s).
+        LocalProtocolError
+            Called before ``connect()`` or from one of the connection's threads.
+        """
+        if self._state is State.IDLE:
+            raise LocalProtocolError("wait() before connect(); connect first")
+        if threading.current_thread() in self._threads.values():
+            raise LocalProtocolError("wait() from a handler would block the dispatcher forever")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._closed.wait(_POLL):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        except KeyboardInterrupt:
+            self.close()
+            raise
+        self._join_threads(CLOSE_JOIN_TIMEOUT)
+        if self._fatal is not None:
+            raise self._fatal
+        return True
+
+    def events(self, timeout: Optional[float] = None, maxsize: int = 10000) -> EventIterator:
+        """Iterate over events instead of (or besides) registering handlers.
+
+        Subscribes at once; events dispatched before the call are not
+        replayed. Ends after the ``disconnect`` event.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Longest wait for the next event; when it runs out the iterator
+            raises :class:`~voxsync.errors.TimeoutError`.
+        maxsize : int
+            Events buffered for a slow consumer; beyond it the iterator stops
+            and raises :class:`~voxsync.errors.QueueFullError` (handlers and
+            the stream are not held up).
+
+        Examples
+        --------
+        >>> with voxsync.connect() as conn:                # doctest: +SKIP
+        ...     voxsync.audio.stream_file(conn, "hello.wav", finish=False)
+        ...     for ev in conn.events(timeout=30):
+        ...         if isinstance(ev, voxsync.Transcript) and ev.is_final:
+        ...             print(ev.text)
+        """
+        if threading.current_thread() in self._threads.values():
+            raise LocalProtocolError("events() from a handler would block the dispatcher")
+        it = EventIterator(self, timeout, maxsize)
+        with self._lock:
+            if self._dispatch_stopped and self._state is State.CLOSED:
+                it._push(_END)
+            else:
+                self._subscribers.append(it)
+        return it
+
+    def _unsubscribe(self, it: EventIterator) -> None:
+        with self._lock:
+            if it in self._subscribers:
+                self._subscribers.remove(it)
+
+    def __enter__(self) -> Connection:
+        if self._state is State.IDLE:
+            self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if exc_type is not None:
+            self.close()
+            return
+        if self._state in (State.OPEN, State.FINISHING):
+            self.finish()
+            return
+        self.close()
+        if self._fatal is not None:
+            raise self._fatal
+
+    # -------------------------------------------------------- provider hooks
+    def _open(self, timeout: float) -> None:
+        """Open the transport and handshake (caller's thread, inside ``connect()``)."""
+
+    def _read_loop(self) -> None:
+        """Receive until the transport closes (reader thread)."""
+
+    def _write_chunk(self, chunk: bytes) -> None:
+        """Send one validated chunk of audio (writer thread)."""
+        raise NotImplementedError
+
+    def _end_of_stream(self) -> None:
+        """Send the provider's end of stream (writer thread, after all queued audio).
+
+        Call :meth:`_stream_ended` when the last results were delivered.
+        """
+        self._stream_ended()
+
+    def _keepalive(self) -> None:
+        """Keep an idle stream alive (writer thread, every ``keepalive_interval``)."""
+
+    def _close_transport(self) -> None:
+        """Release the transport so the reader returns (any thread; idempotent)."""
+
+    # ------------------------------------------------------ provider services
+    def _deliver(self, event: Emitted, name: Optional[str] = None) -> None:
+        """Queue ``event`` for the dispatcher (any thread). Errors go out as ``error``."""
+        if name is None:
+            name = "error" if isinstance(event, BaseException) else event.event_name
+        self._put_event(name, event, time.perf_counter())
+
+    def _put_event(self, name: str, event: Emitted, received: Optional[float] = None) -> None:
+        item = (name, event, time.perf_counter() if received is None else received)
+        with self._lock:
+            if self._pending is not None:
+                self._pending.append(item)
+                return
+            if self._dispatch_stopped:
+                log.debug("%s: %s arrived after close; not dispatched", self.name, name)
+                return
+            try:
+                self._event_q.put_nowait(item)
+                return
+            except queue.Full:
+                if threading.current_thread() is self._threads.get("dispatch"):
+                    log.error("%s: event queue full inside a handler; %s lost", self.name, name)
+                    return
+        while True:  # back-pressure on the receiving thread, outside the lock
+            try:
+                self._event_q.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                if self._closing:
+                    log.debug("%s: %s not dispatched, closing", self.name, name)
+                    return
+
+    def _stream_ended(self) -> None:
+        """The provider's end-of-stream answer arrived; ``finish()`` may complete."""
+        self._stream_done.set()
+
+    def _fail(self, exc: VoxsyncError) -> None:
+        """A fatal error: store it for ``wait()``/``send()``, emit ``error``, close.
+
+        Safe from any thread; does not wait for threads to end. Ignored if
+        the connection is already closing.
+        """
+        with self._lock:
+            if self._closing:
+                log.debug("%s: error while closing: %s", self.name, exc)
+                return
+            self._fatal = exc
+        log.error("%s: stream failed: %s", self.name, exc)
+        self._deliver(exc)
+        reason = (
+            DisconnectReason.SERVER
+            if isinstance(exc, DisconnectedError) and exc.__cause__ is None
+            else DisconnectReason.TRANSPORT_ERROR
+        )
+        self._shutdown(reason, exc)
+
+    def _start_thread(self, role: str, target: Callable[[], None]) -> threading.Thread:
+        """Start a named daemon thread ``voxsync-<provider>-<n>-<role>``, joined by ``close()``."""
+        thread = threading.Thread(
+            target=target, name=f"voxsync-{self.provider}-{self._number}-{role}", daemon=True
+        )
+        with self._lock:
+            self._threads[role] = thread
+        thread.start()
+        return thread
+
+    # ----------------------------------------------------------- internals
+    def _shutdown(self, reason: str, error: Optional[BaseException]) -> None:
+        with self._lock:
+            if self._closing or self._state is State.IDLE:
+                return
+            self._closing = True
+            self._state = State.CLOSED
+            self._pending = None
+        discarded = self._drain_send_queue()
+        if discarded:
+            self.metrics._discarded(discarded)
+            log.debug("%s: %d queued chunks discarded by close()", self.name, discarded)
+        _force_put(self._send_q, _STOP)
+        try:
+            self._close_transport()
+        except Exception:
+            log.debug("%s: closing the transport raised", self.name, exc_info=True)
+        with self._lock:
+            _force_put(
+                self._event_q, ("disconnect", Disconnected(reason, error), time.perf_counter())
+            )
+            _force_put(self._event_q, _STOP)
+            self._dispatch_stopped = True
+        log.debug("%s: closed (%s)", self.name, reason)
+
+    def _drain_send_queue(self) -> int:
+        count = 0
+        with self._send_lock:
+            while True:
+                try:
+                    item = self._send_q.get_nowait()
+                except queue.Empty:
+                    return count
+                if isinstance(item, bytes):
+                    count += 1
+
+    def _join_threads(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        current = threading.current_thread()
+        with self._lock:
+            threads = [t for t in self._threads.values() if t is not current]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning(
+                    "%s: thread %s did not end within %.1f s", self.name, thread.name, timeout
+                )
+
+    def _threads_alive(self, include_current: bool) -> bool:
+        current = threading.current_thread()
+        with self._lock:
+            return any(
+                t.is_alive() and (include_current or t is not current)
+                for t in self._threads.values()
+            )
+
+    def _writer_loop(self) -> None:
+        q = self._send_q
+        interval = self._keepalive_interval
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=interval)
+                except queue.Empty:
+                    self._keepalive()
+                    continue
+                if item is _STOP:
+                    return
+                if item is _FINISH:
+                    self._end_of_stream()
+                    continue
+                self._write_chunk(item)
+                self.metrics._sent(len(item))
+        except Exception as exc:
+            if not self._closing:
+                self._fail(self._wrap_transport_error("sending", exc))
+
+    def _reader_main(self) -> None:
+        try:
+            self._read_loop()
+        except Exception as exc:
+            if not self._closing:
+                self._fail(self._wrap_transport_error("receiving", exc))
+            return
+        if self._closing:
+            return
+        if self._state is State.FINISHING or self._stream_done.is_set():
+            self._stream_ended()
+            self._shutdown(DisconnectReason.SERVER, None)
+        else:
+            self._fail(DisconnectedError("the service closed the stream"))
+
+    def _wrap_transport_error(self, doing: str, exc: Exception) -> VoxsyncError:
+        if isinstance(exc, VoxsyncError):
+            return exc
+        err = DisconnectedError(f"{doing} failed: {type(exc).__name__}: {exc}")
+        err.__cause__ = exc
+        return err
+
+    def _dispatch_loop(self) -> None:
+        q = self._event_q
+        emit = self._emitter.emit
+        clock = time.perf_counter
+        while True:
+            item = q.get()
+            if item is _STOP:
+                break
+            if isinstance(item, threading.Event):  # finish() barrier
+                item.set()
+                continue
+            name, event, received = item
+            start = clock()
+            emit(name, event)
+            self.metrics._dispatched(name, start - received, clock() - start)
+            if self._subscribers:
+                with self._lock:
+                    subscribers = list(self._subscribers)
+                for sub in subscribers:
+                    sub._push(event)
+        with self._lock:
+            subscribers, self._subscribers = self._subscribers, []
+        for sub in subscribers:
+            sub._push(_END)
+        self._closed.set()
