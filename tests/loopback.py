@@ -117,7 +117,9 @@ class LoopbackServer:
             except OSError:
                 return
             self._conns.append(conn)
-            t = threading.Thread(target=self._serve, args=(conn,), name="loopback-conn", daemon=True)
+            t = threading.Thread(
+                target=self._serve, args=(conn,), name="loopback-conn", daemon=True
+            )
             t.start()
             self._threads.append(t)
 
@@ -145,11 +147,12 @@ class LoopbackServer:
                     if self.drop_after is not None and n >= self.drop_after:
                         conn.shutdown(socket.SHUT_RDWR)
                         return
-                    self._reply(conn, {"type": "transcript", "text": f"chunk {n}", "bytes": len(payload)})
-                elif kind == b"E":
-                    if self.reply_eos:
-                        self._reply(conn, {"type": "custom", "note": "tail"})
-                        self._reply(conn, {"type": "eos"})
+                    self._reply(
+                        conn, {"type": "transcript", "text": f"chunk {n}", "bytes": len(payload)}
+                    )
+                elif kind == b"E" and self.reply_eos:
+                    self._reply(conn, {"type": "custom", "note": "tail"})
+                    self._reply(conn, {"type": "eos"})
         except OSError:
             return
         finally:

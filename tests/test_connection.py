@@ -25,7 +25,14 @@ from voxsync.errors import (
     TimeoutError,
     VoxsyncError,
 )
-from voxsync.events import Connected, Disconnected, DisconnectReason, Message, StreamWarning, Transcript
+from voxsync.events import (
+    Connected,
+    Disconnected,
+    DisconnectReason,
+    Message,
+    StreamWarning,
+    Transcript,
+)
 
 CHUNK = b"\x01\x00" * 160  # 10 ms of 16 kHz mono s16le
 
@@ -65,7 +72,9 @@ def test_thread_names_and_budget(server):
     try:
         names = sorted(t.name for t in voxsync_threads())
         n = conn._number
-        assert names == sorted(f"voxsync-loopback-{n}-{role}" for role in ("dispatch", "reader", "writer"))
+        assert names == sorted(
+            f"voxsync-loopback-{n}-{role}" for role in ("dispatch", "reader", "writer")
+        )
         assert all(t.daemon for t in voxsync_threads())
     finally:
         conn.close()
@@ -156,7 +165,9 @@ def test_slow_handler_does_not_hold_up_sending_or_receiving(server):
         assert server.wait_received(50, timeout=5)
         deadline = time.monotonic() + 5
         while conn.metrics.queue_depth or conn._event_q.qsize() < 49:
-            assert time.monotonic() < deadline, "replies were not received while the handler blocked"
+            assert time.monotonic() < deadline, (
+                "replies were not received while the handler blocked"
+            )
             time.sleep(0.01)
         assert got == []
     finally:

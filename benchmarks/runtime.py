@@ -1,0 +1,165 @@
+"""Runtime benchmark: send() cost, dispatcher latency, threads and memory.
+
+Runs N concurrent connections (N = 1, 10, 100 by default) of the loopback
+test provider (real TCP sockets on 127.0.0.1, the server in a child process
+so it does not compete for this process's interpreter lock), sends audio
+through each and measures:
+
+* ``send()`` duration while the queue has room (p50 / p99, microseconds),
+  during a burst of sends as fast as the caller can;
+* dispatch latency: event received by the reader -> handler start (p50 / p99,
+  ms), while every connection streams at real time (one 20 ms chunk per
+  20 ms each, so 100 connections make 5000 events per second);
+* threads and resident memory added per connection.
+
+Targets: send() p99 < 50 us; dispatch p99 < 1 ms at 100 connections; at most
+3 threads per connection. Prints a table and writes JSON to
+benchmarks/results/runtime.json.
+
+Usage: python benchmarks/runtime.py [--connections 1 10 100] [--chunks 200] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from loopback import LoopbackConnection, LoopbackServer  # noqa: E402
+
+CHUNK = b"\x01\x00" * 320  # 20 ms of 16 kHz mono s16le
+
+
+def percentile(values: List[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def serve(pipe: Any) -> None:
+    """Child process: run the loopback server until the parent says stop."""
+    with LoopbackServer() as server:
+        pipe.send(server.port)
+        pipe.recv()
+
+
+def voxsync_threads() -> int:
+    return sum(t.name.startswith("voxsync-") for t in threading.enumerate())
+
+
+def run(n: int, chunks: int, seconds: float) -> Dict[str, Any]:
+    proc = psutil.Process()
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=serve, args=(child,), daemon=True)
+    server.start()
+    try:
+        port = parent.recv()
+        rss_before = proc.memory_info().rss
+        conns = [LoopbackConnection(port, queue_size=chunks + 8) for _ in range(n)]
+        received = [0] * n
+        for i, conn in enumerate(conns):
+
+            def count(ev: Any, i: int = i) -> None:
+                received[i] += 1
+
+            conn.on("transcript", count)
+            conn.connect(timeout=10)
+        threads = voxsync_threads()
+        rss_open = proc.memory_info().rss
+        # 1. burst: the cost of send() itself while the queue has room
+        send_us: List[float] = []
+        clock = time.perf_counter_ns
+        for _ in range(chunks):
+            for conn in conns:
+                t0 = clock()
+                conn.send(CHUNK)
+                send_us.append((clock() - t0) / 1000)
+        while sum(received) < n * chunks:
+            time.sleep(0.01)
+        # 2. real time: every connection sends one 20 ms chunk every 20 ms
+        for conn in conns:
+            conn.metrics._latencies.clear()
+        #    (streams are independent, so their chunks are spread over the period)
+        period = 0.020
+        ticks = int(seconds / period)
+        slot = period / n
+        start = time.perf_counter()
+        for tick in range(ticks):
+            for i, conn in enumerate(conns):
+                delay = start + tick * period + i * slot - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                conn.send(CHUNK)
+        for conn in conns:
+            conn.finish(timeout=60)
+        latencies_ms = [lat * 1000 for conn in conns for lat in conn.metrics._latencies]
+        assert all(r == chunks + ticks for r in received), "lost events"
+    finally:
+        parent.send("stop")
+        server.join(10)
+    return {
+        "connections": n,
+        "burst_chunks_per_connection": chunks,
+        "realtime_seconds": seconds,
+        "send_us_p50": percentile(send_us, 50),
+        "send_us_p99": percentile(send_us, 99),
+        "dispatch_ms_p50": percentile(latencies_ms, 50),
+        "dispatch_ms_p99": percentile(latencies_ms, 99),
+        "threads_per_connection": threads / n,
+        "rss_kib_per_connection": (rss_open - rss_before) / 1024 / n,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--chunks", type=int, default=200, help="burst chunks per connection")
+    parser.add_argument("--seconds", type=float, default=3.0, help="real-time phase length")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "runtime.json"
+    )
+    args = parser.parse_args()
+
+    rows = [run(n, args.chunks, args.seconds) for n in args.connections]
+    header = f"{'conns':>5} {'send p50 us':>11} {'send p99 us':>11} {'disp p50 ms':>11} "
+    header += f"{'disp p99 ms':>11} {'threads/conn':>12} {'RSS KiB/conn':>12}"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['connections']:>5} {r['send_us_p50']:>11.1f} {r['send_us_p99']:>11.1f} "
+            f"{r['dispatch_ms_p50']:>11.3f} {r['dispatch_ms_p99']:>11.3f} "
+            f"{r['threads_per_connection']:>12.1f} {r['rss_kib_per_connection']:>12.0f}"
+        )
+    worst = rows[-1]
+    print(
+        f"targets: send p99 < 50 us: {max(r['send_us_p99'] for r in rows):.1f} us; "
+        f"dispatch p99 < 1 ms at {worst['connections']}: {worst['dispatch_ms_p99']:.3f} ms; "
+        f"threads <= 3: {max(r['threads_per_connection'] for r in rows):.1f}"
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "runtime",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": psutil.cpu_count(),
+        "median_send_us": statistics.median(r["send_us_p50"] for r in rows),
+        "rows": rows,
+    }
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.output.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian/Ubuntu machine for the test suite and run it:
+# system packages (PortAudio, PulseAudio for the virtual microphone, flite for
+# generated speech), a virtual environment with voxsync and its test extras,
+# the linters, then pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        libportaudio2 libsndfile1 pulseaudio pulseaudio-utils flite >/dev/null
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test,lint]"
+
+.venv/bin/ruff check voxsync tests samples benchmarks
+.venv/bin/ruff format --check voxsync
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"
