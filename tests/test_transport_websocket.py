@@ -1,0 +1,112 @@
+"""The shared websocket-client transport against a real `websockets` server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator
+
+import pytest
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+from websockets.sync.server import serve
+
+from voxsync.errors import AuthenticationError, ConnectionError, TimeoutError
+from voxsync.transport import WebSocketTransport
+
+TOKEN = "tok-1234567890"
+
+
+def handler(ws) -> None:
+    for message in ws:
+        if message == "close":
+            ws.close()
+            return
+        ws.send(message)  # echo, text or binary
+
+
+def process_request(connection, request):
+    if f"token={TOKEN}" not in (request.path or ""):
+        return Response(403, "Forbidden", Headers(), b"")
+    return None
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    server = serve(handler, "127.0.0.1", 0, process_request=process_request)
+    thread = threading.Thread(target=server.serve_forever, name="ws-test-server", daemon=True)
+    thread.start()
+    port = server.socket.getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}/socket?token={TOKEN}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        assert not thread.is_alive()
+
+
+def test_text_and_binary_round_trip(url):
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    try:
+        t.send_text("héllo")
+        assert t.recv(timeout=5) == "héllo"
+        t.send_binary(b"\x00\x01\x02")
+        assert t.recv(timeout=5) == b"\x00\x01\x02"
+        t.ping()
+    finally:
+        t.close()
+    assert t.recv() is None and t.closed
+
+
+def test_server_close_reads_as_none(url):
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    t.send_text("close")
+    assert t.recv(timeout=5) is None
+    t.close()
+
+
+def test_bad_token_is_authentication_error_without_the_token(url):
+    bad = url.replace(TOKEN, "wrong-secret-value")
+    t = WebSocketTransport(bad, secrets=["wrong-secret-value"], service="Uh!ive")
+    with pytest.raises(AuthenticationError) as info:
+        t.connect(timeout=5)
+    assert info.value.status_code == 403
+    assert "wrong-secret-value" not in str(info.value) and "Uh!ive" in str(info.value)
+    assert "wrong-secret-value" not in repr(t)
+
+
+def test_unreachable_is_connection_error():
+    t = WebSocketTransport(f"ws://127.0.0.1:9/?token={TOKEN}")
+    with pytest.raises(ConnectionError) as info:
+        t.connect(timeout=2)
+    assert TOKEN not in str(info.value)
+
+
+def test_recv_timeout(url):
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    try:
+        with pytest.raises(TimeoutError):
+            t.recv(timeout=0.2)
+        t.send_text("still usable")
+        assert t.recv(timeout=5) == "still usable"
+    finally:
+        t.close()
+
+
+def test_close_wakes_a_blocked_reader(url):
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(t.recv()), name="ws-test-reader")
+    reader.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    t.close()
+    reader.join(2)
+    assert not reader.is_alive() and got == [None]
+    assert time.monotonic() - start < 1.5
+    with pytest.raises(ConnectionError):
+        t.send_text("after close")

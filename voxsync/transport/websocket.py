@@ -1,0 +1,226 @@
+"""A websocket-client connection shaped for voxsync's reader and writer threads.
+
+:class:`WebSocketTransport` wraps ``websocket.WebSocket`` so that providers
+share one place that
+
+* maps handshake failures to voxsync errors (HTTP 401/403 ->
+  :class:`~voxsync.errors.AuthenticationError`, other statuses and network
+  failures -> :class:`~voxsync.errors.ConnectionError`, timeouts ->
+  :class:`~voxsync.errors.TimeoutError`), with credentials redacted from
+  every message;
+* lets one thread block in :meth:`recv` while another sends (websocket-client
+  serialises sends with its own lock);
+* closes in bounded time: :meth:`close` wakes a reader blocked in ``recv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, List, Optional, Union
+
+from voxsync.errors import (
+    AuthenticationError,
+    ConnectionError,
+    RemoteProtocolError,
+    TimeoutError,
+)
+from voxsync.redact import redact
+
+__all__ = ["WebSocketTransport"]
+
+log = logging.getLogger(__name__)
+
+
+class WebSocketTransport:
+    """One WebSocket connection (client side).
+
+    Parameters
+    ----------
+    url : str
+        ``ws://`` or ``wss://`` URL; it may carry a token (it is redacted
+        wherever it is shown).
+    headers : mapping, optional
+        Extra HTTP headers for the upgrade request (e.g. ``Authorization``).
+    secrets : iterable of str
+        Values to redact from messages besides the usual token shapes.
+    service : str
+        How errors name the peer (``"Uh!ive"``, ...).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        secrets: Iterable[str] = (),
+        service: str = "the service",
+    ) -> None:
+        self.url = url
+        self._headers: List[str] = [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self._secrets = tuple(s for s in secrets if s)
+        self.service = service
+        self._ws: Any = None
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<WebSocketTransport {self._redact(self.url)}>"
+
+    def _redact(self, text: object) -> str:
+        return redact(text, self._secrets)
+
+    # -------------------------------------------------------------- lifecycle
+    def connect(self, timeout: float) -> None:
+        """Open the connection (HTTP upgrade) within ``timeout`` seconds.
+
+        Raises
+        ------
+        AuthenticationError
+            The server answered the upgrade with 401 or 403.
+        ConnectionError
+            Any other refusal status, or the host could not be reached.
+        TimeoutError
+            No answer within ``timeout``.
+        """
+        import websocket
+
+        ws = websocket.WebSocket(enable_multithread=True)
+        try:
+            ws.connect(self.url, header=self._headers, timeout=timeout)  # type: ignore[no-untyped-call]
+        except websocket.WebSocketBadStatusException as exc:
+            status = getattr(exc, "status_code", None)
+            if status in (401, 403):
+                raise AuthenticationError(
+                    f"{self.service} refused the credentials (HTTP {status}); "
+                    "check the token or request a new one",
+                    status_code=status,
+                ) from exc
+            raise ConnectionError(
+                f"{self.service} refused the WebSocket upgrade with HTTP {status}: "
+                f"{self._redact(exc)}"
+            ) from exc
+        except (websocket.WebSocketTimeoutException, socket.timeout) as exc:
+            raise TimeoutError(
+                f"{self.service} did not answer within {timeout} s ({self._redact(self.url)})"
+            ) from exc
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionError(
+                f"cannot connect to {self.service} at {self._redact(self.url)}: {self._redact(exc)}"
+            ) from exc
+        ws.settimeout(None)
+        self._ws = ws
+
+    def close(self, status: int = 1000) -> None:
+        """Send a close frame (best effort) and close the socket; idempotent.
+
+        A thread blocked in :meth:`recv` returns ``None`` promptly.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        ws = self._ws
+        if ws is None:
+            return
+        sock = getattr(ws, "sock", None)
+        try:
+            if sock is not None:
+                sock.settimeout(0.5)
+            ws.send_close(status)
+        except Exception:
+            log.debug("sending the close frame failed", exc_info=True)
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv()
+        except OSError:
+            pass
+        try:
+            ws.shutdown()
+        except Exception:
+            log.debug("closing the socket failed", exc_info=True)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    # -------------------------------------------------------------------- I/O
+    def recv(self, timeout: Optional[float] = None) -> Optional[Union[str, bytes]]:
+        """Next message: ``str`` (text frame), ``bytes`` (binary) or None when closed.
+
+        Pings are answered automatically. With ``timeout`` (for handshakes on
+        the caller's thread) :class:`~voxsync.errors.TimeoutError` is raised
+        when nothing arrives in time; without it, waits indefinitely.
+
+        Raises
+        ------
+        RemoteProtocolError
+            A text frame that is not UTF-8.
+        ConnectionError
+            The connection failed (not a clean close).
+        """
+        import websocket
+
+        ws = self._ws
+        if ws is None or self._closed:
+            return None
+        if timeout is not None:
+            ws.settimeout(timeout)
+        try:
+            opcode, data = ws.recv_data()
+        except websocket.WebSocketTimeoutException as exc:
+            raise TimeoutError(f"{self.service} sent nothing within {timeout} s") from exc
+        except (websocket.WebSocketConnectionClosedException, OSError) as exc:
+            if self._closed:
+                return None
+            if isinstance(exc, websocket.WebSocketConnectionClosedException):
+                return None
+            raise ConnectionError(f"connection to {self.service} failed: {exc}") from exc
+        except websocket.WebSocketException as exc:
+            if self._closed:
+                return None
+            raise RemoteProtocolError(
+                f"{self.service} broke the WebSocket protocol: {exc}"
+            ) from exc
+        finally:
+            if timeout is not None and not self._closed:
+                try:
+                    ws.settimeout(None)
+                except OSError:
+                    pass
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return None
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            try:
+                return bytes(data).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RemoteProtocolError(
+                    f"{self.service} sent a text frame that is not UTF-8"
+                ) from exc
+        return bytes(data)
+
+    def send_text(self, text: str) -> None:
+        """Send one text frame (any thread)."""
+        self._send(text.encode("utf-8"), opcode_name="OPCODE_TEXT")
+
+    def send_binary(self, data: bytes) -> None:
+        """Send one binary frame (any thread)."""
+        self._send(data, opcode_name="OPCODE_BINARY")
+
+    def ping(self, payload: bytes = b"") -> None:
+        """Send a WebSocket ping (keepalive)."""
+        self._send(payload, opcode_name="OPCODE_PING")
+
+    def _send(self, data: bytes, opcode_name: str) -> None:
+        import websocket
+
+        ws = self._ws
+        if ws is None or self._closed:
+            raise ConnectionError(f"the connection to {self.service} is closed")
+        try:
+            ws.send(data, opcode=getattr(websocket.ABNF, opcode_name))
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionError(f"sending to {self.service} failed: {exc}") from exc
