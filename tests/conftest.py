@@ -7,6 +7,7 @@ import time
 from typing import Iterator, List
 
 import pytest
+from pulse import virtual_mic  # noqa: F401  (the virtual microphone, for every test module)
 
 #: Client threads are named ``voxsync-<provider>-<n>-<role>``; emulators
 #: (servers) name theirs ``voxsync-emulator-...`` and are checked by their own tests.

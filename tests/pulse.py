@@ -1,0 +1,167 @@
+"""A virtual microphone for tests: PulseAudio with a null sink whose monitor is the default source.
+
+Audio played into the sink ``vmic`` (``VirtualMic.play``) comes out of the
+default input device, so ``MicrophoneStream`` captures it like speech into a
+real microphone. Use it with::
+
+    from pulse import virtual_mic  # noqa: F401
+
+    def test_x(virtual_mic):
+        with MicrophoneStream(device=virtual_mic.device) as mic:
+            virtual_mic.play("speech.wav").wait(10)
+
+The daemon is started once per test session (``pulseaudio -D
+--exit-idle-time=-1``) if none is running, and left running afterwards; the
+set-up is idempotent. Where PulseAudio cannot start the fixture skips with
+the reason, except when the environment variable ``CI`` is set: then it
+fails, so a CI machine never silently skips the microphone tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+import pytest
+
+SINK = "vmic"
+SOURCE = f"{SINK}.monitor"
+_START_TIMEOUT = 10.0
+
+
+class PulseUnavailable(RuntimeError):
+    """PulseAudio could not be started or configured."""
+
+
+def _run(args: List[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _pactl(*args: str) -> str:
+    result = _run(["pactl", *args])
+    if result.returncode != 0:
+        raise PulseUnavailable(
+            f"`pactl {' '.join(args)}` failed ({result.returncode}): {result.stderr.strip()}"
+        )
+    return result.stdout
+
+
+def _server_running() -> bool:
+    return _run(["pactl", "info"], timeout=5.0).returncode == 0
+
+
+def _start_daemon() -> None:
+    for tool in ("pulseaudio", "pactl", "paplay"):
+        if shutil.which(tool) is None:
+            raise PulseUnavailable(
+                f"{tool} not found; install the Debian packages pulseaudio and pulseaudio-utils"
+            )
+    if _server_running():
+        return
+    result = _run(["pulseaudio", "-D", "--exit-idle-time=-1"], timeout=_START_TIMEOUT)
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not _server_running():
+        if time.monotonic() > deadline:
+            raise PulseUnavailable(
+                f"pulseaudio did not start (exit {result.returncode}): {result.stderr.strip()}"
+            )
+        time.sleep(0.1)
+
+
+def _ensure_sink() -> None:
+    sinks = [line.split("\t")[1] for line in _pactl("list", "short", "sinks").splitlines() if line]
+    if SINK not in sinks:
+        _pactl("load-module", "module-null-sink", f"sink_name={SINK}")
+    _pactl("set-default-source", SOURCE)
+
+
+def _refresh_portaudio() -> Optional[str]:
+    """Make PortAudio see the running server; return the device name to capture from."""
+    sd = sys.modules.get("sounddevice")
+    if sd is not None:  # imported before the daemon ran: enumerate the devices again
+        sd._terminate()
+        sd._initialize()
+    else:
+        import sounddevice as sd
+    names = [dev["name"] for dev in sd.query_devices() if dev["max_input_channels"] > 0]
+    # ALSA's "pulse" device always goes through the server; "default" only does
+    # when the server was running when ALSA read its configuration.
+    device = "pulse" if "pulse" in names else None
+    # The first capture of a process starts late (the first block can take
+    # seconds, and audio played meanwhile comes out garbled): capture until
+    # the first block arrives before any test does.
+    first_block = threading.Event()
+    with sd.RawInputStream(
+        samplerate=16000,
+        blocksize=1024,
+        device=device,
+        channels=1,
+        callback=lambda *args: first_block.set(),
+    ):
+        if not first_block.wait(_START_TIMEOUT):
+            raise PulseUnavailable(f"no audio from the virtual source within {_START_TIMEOUT} s")
+    return device
+
+
+class Playback:
+    """A running ``paplay``; :meth:`wait` blocks until it has played everything."""
+
+    def __init__(self, process: subprocess.Popen[bytes], path: str) -> None:
+        self.process = process
+        self.path = path
+
+    def wait(self, timeout: float = 30.0) -> int:
+        try:
+            _, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise
+        if self.process.returncode != 0:
+            raise RuntimeError(f"paplay {self.path} failed: {err.decode(errors='replace')}")
+        return self.process.returncode
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+class VirtualMic:
+    """The virtual microphone: what :meth:`play` plays, the default input captures."""
+
+    sink = SINK
+    source = SOURCE
+
+    def __init__(self, device: Optional[str]) -> None:
+        #: PortAudio device to pass as ``MicrophoneStream(device=...)`` (None: default).
+        self.device = device
+
+    def play(self, path: Union[str, Path]) -> Playback:
+        """Start playing a WAV file into the virtual microphone (returns at once)."""
+        process = subprocess.Popen(
+            ["paplay", f"--device={SINK}", "--latency-msec=1000", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        return Playback(process, str(path))
+
+
+@pytest.fixture(scope="session")
+def virtual_mic() -> Iterator[VirtualMic]:
+    """PulseAudio with the null sink ``vmic`` whose monitor is the default source."""
+    try:
+        _start_daemon()
+        _ensure_sink()
+        device = _refresh_portaudio()
+    except Exception as exc:  # PulseUnavailable, OSError, PortAudioError, ...
+        if os.environ.get("CI"):
+            pytest.fail(f"virtual microphone unavailable under CI: {exc}")
+        pytest.skip(f"virtual microphone unavailable (PulseAudio cannot start): {exc}")
+    yield VirtualMic(device)

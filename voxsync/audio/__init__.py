@@ -1,0 +1,40 @@
+"""Audio formats, conversion, files and microphones.
+
+* :class:`AudioFormat` describes raw audio (rate, channels, encoding);
+* :class:`Converter` / :func:`convert` change rate, channels and encoding
+  (``pcm_s16le``, ``pcm_f32le``, G.711 ``mulaw`` and ``alaw``);
+* :func:`read_audio`, :class:`AudioFile`, :func:`iter_chunks` and
+  :func:`stream_file` read audio files and feed them to connections;
+* :class:`MicrophoneStream` and :func:`list_devices` capture live audio
+  (PortAudio is loaded on first use).
+"""
+
+from voxsync.audio.convert import Converter, convert, from_float32, to_float32
+from voxsync.audio.files import (
+    AudioFile,
+    UnsupportedAudioError,
+    iter_chunks,
+    read_audio,
+    stream_file,
+)
+from voxsync.audio.format import ENCODINGS, AudioFormat
+from voxsync.audio.microphone import InputDevice, MicrophoneStream, list_devices
+from voxsync.audio.pacing import Pacer
+
+__all__ = [
+    "ENCODINGS",
+    "AudioFile",
+    "AudioFormat",
+    "Converter",
+    "InputDevice",
+    "MicrophoneStream",
+    "Pacer",
+    "UnsupportedAudioError",
+    "convert",
+    "from_float32",
+    "iter_chunks",
+    "list_devices",
+    "read_audio",
+    "stream_file",
+    "to_float32",
+]
