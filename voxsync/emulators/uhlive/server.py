@@ -1,0 +1,917 @@
+"""The local Uh!ive server: one TCP port, every path of the real services.
+
+* ``POST /realms/<realm>/protocol/openid-connect/token``: OIDC token
+  (client credentials or password grant, form-encoded);
+* ``GET /socket/websocket?jwt=<token>&vsn=2.0.0``: the Conversation API
+  (H2H), Phoenix channels v2;
+* ``GET /bots`` with ``Authorization: bearer <token>``: the Recognition API
+  (H2B), served by :func:`voxsync.emulators.uhlive.bots.serve_bot`.
+
+A small front accepts each TCP connection and peeks at its first bytes: a
+``POST`` goes to a minimal HTTP/1.1 handler (the token endpoint), anything
+else to the ``websockets`` library's synchronous server connection, whose
+opening handshake routes by path and checks the token (HTTP 403 when it is
+missing, malformed, badly signed or expired; HTTP 404 for unknown paths).
+
+Tokens are JWT-shaped (HS256, signed with a key made at start-up) and expire
+after ``token_ttl`` seconds: like the real service, a token must be used to
+*open* a socket in time; the socket may outlive it.
+
+Every thread the emulator starts is named ``voxsync-emulator-uhlive-...``
+and is joined by :meth:`UhliveEmulator.stop`; the library's own per-socket
+receive threads are renamed the same way and joined too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import hashlib
+import hmac
+import importlib
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from http import HTTPStatus
+from types import FrameType
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.http11 import Request, Response
+from websockets.protocol import State as WsState
+from websockets.server import ServerProtocol
+from websockets.sync.server import Server, ServerConnection
+
+__all__ = [
+    "DEFAULT_AUDIO_GAP_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "UhliveEmulator",
+    "UhliveFaults",
+    "UhliveState",
+    "add_cli_arguments",
+    "emulator_from_args",
+    "run_cli",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds without any frame (pings included) after which a socket is closed.
+DEFAULT_IDLE_TIMEOUT = 60.0
+#: Seconds without audio after which a speaker's session ends.
+DEFAULT_AUDIO_GAP_TIMEOUT = 10.0
+#: Level of the folded 4-8 kHz band given to a wideband engine (see BandwidthExtender).
+DEFAULT_BANDWIDTH_EXTENSION = 0.6
+#: Seconds a token may wait before it opens a socket.
+DEFAULT_TOKEN_TTL = 300.0
+
+_THREAD_PREFIX = "voxsync-emulator-uhlive"
+_MAX_HEADER = 64 * 1024
+_MAX_BODY = 64 * 1024
+_PEEK = 5  # len(b"POST ")
+_HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass
+class UhliveFaults:
+    """Faults the emulator injects; tests may change them while it runs.
+
+    Counts are per socket and count every frame received from the client
+    (text and binary). ``None`` disables a fault.
+
+    Attributes
+    ----------
+    drop_after_frames : int or None
+        Cut the TCP connection (no close frame) after this many frames.
+    refuse_join : str or None
+        Refuse every ``phx_join`` with this reason (error reply).
+    phx_error_after_frames : int or None
+        After this many frames, crash the socket's channel: push
+        ``phx_error`` and drop the membership.
+    event_delay : float
+        Seconds to hold back every pushed event (replies are not delayed,
+        but keep their order with the events).
+    malformed_after_frames : int or None
+        After this many frames, send one text frame that is not a Phoenix
+        frame.
+    """
+
+    drop_after_frames: Optional[int] = None
+    refuse_join: Optional[str] = None
+    phx_error_after_frames: Optional[int] = None
+    event_delay: float = 0.0
+    malformed_after_frames: Optional[int] = None
+
+
+class UhliveState:
+    """What every socket handler of one emulator shares (configuration, faults, threads).
+
+    Handlers receive it as ``state``. Attributes may be changed while the
+    emulator runs; handlers read them when they need them.
+
+    Attributes
+    ----------
+    faults : UhliveFaults
+    idle_timeout : float
+        Seconds without any frame from the client (pings count) before the
+        server closes the socket.
+    audio_gap_timeout : float
+        Seconds without audio after which a streaming session ends.
+    stopping : threading.Event
+        Set when the emulator stops; long waits in handlers should watch it.
+    """
+
+    def __init__(
+        self,
+        faults: UhliveFaults,
+        idle_timeout: float,
+        audio_gap_timeout: float,
+    ) -> None:
+        self.faults = faults
+        self.idle_timeout = idle_timeout
+        self.audio_gap_timeout = audio_gap_timeout
+        self.stopping = threading.Event()
+        #: Default Recognition API parameters (``None``: the handler's own).
+        self.bot_params: Optional[Dict[str, Any]] = None
+        self._threads: Set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+
+    def start_thread(self, role: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
+        """Start a daemon thread ``voxsync-emulator-uhlive-<role>-<n>``, joined by ``stop()``."""
+        thread = threading.Thread(
+            target=target,
+            args=args,
+            name=f"{_THREAD_PREFIX}-{role}-{next(self._counter)}",
+            daemon=True,
+        )
+        self.adopt_thread(thread)
+        thread.start()
+        return thread
+
+    def adopt_thread(self, thread: threading.Thread, role: Optional[str] = None) -> None:
+        """Have ``stop()`` join ``thread`` (renamed ``voxsync-emulator-uhlive-<role>-<n>``)."""
+        if role is not None:
+            thread.name = f"{_THREAD_PREFIX}-{role}-{next(self._counter)}"
+        with self._lock:
+            self._threads = {t for t in self._threads if t.is_alive() or not t.ident}
+            self._threads.add(thread)
+
+    def threads(self) -> List[threading.Thread]:
+        """Threads started or adopted so far (alive or not)."""
+        with self._lock:
+            return list(self._threads)
+
+    @property
+    def event_delay(self) -> float:
+        """Seconds every pushed event is held back (``faults.event_delay``)."""
+        return self.faults.event_delay
+
+    @staticmethod
+    def now_ms() -> int:
+        """Current UNIX time in milliseconds."""
+        return int(time.time() * 1000)
+
+
+# ---------------------------------------------------------------- tokens
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class _TokenIssuer:
+    def __init__(self, issuer: str, ttl: float) -> None:
+        self._key = os.urandom(32)
+        self.issuer = issuer
+        self.ttl = ttl
+
+    def issue(self, client_id: str, subject: str, ttl: Optional[float] = None) -> str:
+        now = int(time.time())
+        header = {"alg": "HS256", "typ": "JWT"}
+        claims = {
+            "iss": self.issuer,
+            "azp": client_id,
+            "sub": subject,
+            "iat": now,
+            "exp": now + int(self.ttl if ttl is None else ttl),
+            "typ": "Bearer",
+            "jti": _b64(os.urandom(9)),
+        }
+        signing = (
+            f"{_b64(json.dumps(header, separators=(',', ':')).encode())}."
+            f"{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
+        )
+        sig = hmac.new(self._key, signing.encode("ascii"), hashlib.sha256).digest()
+        return f"{signing}.{_b64(sig)}"
+
+    def verify(self, token: str) -> Optional[Dict[str, Any]]:
+        """Claims of a valid, unexpired token; None otherwise."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        try:
+            signing = f"{parts[0]}.{parts[1]}".encode("ascii")
+            expected = hmac.new(self._key, signing, hashlib.sha256).digest()
+            if not hmac.compare_digest(expected, _unb64(parts[2])):
+                return None
+            claims = json.loads(_unb64(parts[1]))
+        except (ValueError, UnicodeError):
+            return None
+        if not isinstance(claims, dict):
+            return None
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp < time.time():
+            return None
+        return claims
+
+
+# ------------------------------------------------------------ HTTP front
+class _HttpRequest:
+    def __init__(self, method: str, target: str, headers: Dict[str, str], body: bytes) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+
+
+def _read_http_request(sock: socket.socket) -> Optional[_HttpRequest]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        if len(buf) > _MAX_HEADER:
+            return None
+        part = sock.recv(4096)
+        if not part:
+            return None
+        buf += part
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    pieces = lines[0].split(" ")
+    if len(pieces) != 3:
+        return None
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    try:
+        length = int(headers.get("content-length", "0"))
+    except ValueError:
+        return None
+    if length < 0 or length > _MAX_BODY:
+        return None
+    body = rest
+    while len(body) < length:
+        part = sock.recv(length - len(body))
+        if not part:
+            return None
+        body += part
+    return _HttpRequest(pieces[0], pieces[1], headers, body[:length])
+
+
+def _http_response(
+    sock: socket.socket,
+    status: int,
+    body: Mapping[str, Any],
+    extra: Optional[Dict[str, str]] = None,
+) -> None:
+    data = json.dumps(body).encode("utf-8")
+    reason = HTTPStatus(status).phrase
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(data)}",
+        "Cache-Control: no-store",
+        "Connection: close",
+    ]
+    lines.extend(f"{k}: {v}" for k, v in (extra or {}).items())
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
+
+
+# ----------------------------------------------------- websockets glue
+class _ServerShim:
+    """The part of ``websockets.sync.server.Server`` a connection uses."""
+
+    def __init__(self) -> None:
+        self.socket_closed = threading.Event()
+
+
+class _TrackedConnection(ServerConnection):
+    """A server connection that records when the client last sent any frame."""
+
+    last_activity: float = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.last_activity = time.monotonic()
+        super().__init__(*args, **kwargs)
+
+    def process_event(self, event: Any) -> None:
+        self.last_activity = time.monotonic()
+        super().process_event(event)
+
+
+def _bots_module() -> Any:
+    try:
+        return importlib.import_module("voxsync.emulators.uhlive.bots")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("voxsync.emulators.uhlive.bots",):
+            return None
+        raise
+
+
+# -------------------------------------------------------------- emulator
+class UhliveEmulator:
+    """A local Uh!ive server (auth, Conversation API, Recognition API).
+
+    Parameters
+    ----------
+    host : str
+        Interface to listen on.
+    port : int
+        TCP port; 0 picks a free one (see :attr:`port` after ``start()``).
+    engine : None, str or Engine
+        Recognition: ``"pocketsphinx"`` (default; real recognition of the
+        8 kHz audio), ``"scripted"`` (canned transcripts, see
+        ``engine_options``) or an engine from
+        :func:`voxsync.emulators.engine.make_engine`.
+    realm : str
+        The OIDC realm in the token URL.
+    clients : mapping of str to str, optional
+        Accepted ``client_id -> client_secret``; default: any non-empty pair.
+    users : mapping of str to str, optional
+        Accepted ``username -> password`` for the password grant; default:
+        any non-empty pair.
+    token_ttl : float
+        Seconds an issued token stays valid for opening a socket.
+    idle_timeout : float
+        Seconds without any frame from a client (WebSocket pings and Phoenix
+        heartbeats count) before its socket is closed.
+    audio_gap_timeout : float
+        Seconds without audio after which a speaker's session ends
+        (``speaker_left`` with ``reason: "audio_gap"``, then ``phx_close``).
+    bandwidth_extension : float, optional
+        How the 8 kHz audio is given to the engine: 0 feeds it as it is;
+        a value in (0, 1] upsamples it to 16 kHz and mirrors the telephone
+        band into the empty upper band at that level, which helps a
+        wideband model a lot (see
+        :class:`~voxsync.emulators.uhlive.conversation.BandwidthExtender`).
+        Default: 0.6 with the pocketsphinx engine, 0 otherwise.
+    faults : UhliveFaults, optional
+        Faults to inject; also reachable as :attr:`faults`.
+    engine_options
+        Passed to ``make_engine`` when ``engine`` is a string.
+
+    Examples
+    --------
+    ::
+
+        with UhliveEmulator(engine="scripted", transcripts=["hello world"]) as emu:
+            os.environ.update(emu.env())
+            ...   # client code that reads UHLIVE_AUTH_SERVER / UHLIVE_API_URL
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        engine: Any = None,
+        *,
+        realm: str = "uhlive",
+        clients: Optional[Mapping[str, str]] = None,
+        users: Optional[Mapping[str, str]] = None,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        audio_gap_timeout: float = DEFAULT_AUDIO_GAP_TIMEOUT,
+        faults: Optional[UhliveFaults] = None,
+        bandwidth_extension: Optional[float] = None,
+        **engine_options: Any,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.realm = realm
+        self.clients = dict(clients) if clients is not None else None
+        self.users = dict(users) if users is not None else None
+        self.token_ttl = token_ttl
+        self.state = UhliveState(faults or UhliveFaults(), idle_timeout, audio_gap_timeout)
+        self._engine_spec = engine
+        self._engine_options = engine_options
+        if bandwidth_extension is not None and not 0.0 <= bandwidth_extension <= 1.0:
+            raise ValueError("bandwidth_extension must be None or between 0 and 1")
+        self.bandwidth_extension = bandwidth_extension
+        self.engine: Any = None
+        self._owns_engine = False
+        self._listener: Optional[socket.socket] = None
+        self._shim = _ServerShim()
+        self._connections: Set[ServerConnection] = set()
+        self._raw_sockets: Set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._issuer: Optional[_TokenIssuer] = None
+        self._hub: Any = None
+        self._started = False
+        self.port = 0
+
+    # ----------------------------------------------------------- info
+    @property
+    def faults(self) -> UhliveFaults:
+        """The faults in force (change their attributes at any time)."""
+        return self.state.faults
+
+    @faults.setter
+    def faults(self, value: UhliveFaults) -> None:
+        self.state.faults = value
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port``: the auth server and, as ``ws://``, the API."""
+        return f"http://{self._url_host()}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port``: the API base URL (``UHLIVE_API_URL``)."""
+        return f"ws://{self._url_host()}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        """Full URL of the token endpoint."""
+        return f"{self.base_url}/realms/{self.realm}/protocol/openid-connect/token"
+
+    def _url_host(self) -> str:
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            return "127.0.0.1"
+        if host == "::":
+            return "[::1]"
+        return f"[{host}]" if ":" in host else host
+
+    def env(self) -> Dict[str, str]:
+        """Environment variables that point the vendor's settings at this emulator.
+
+        ``UHLIVE_AUTH_SERVER``, ``UHLIVE_AUTH_REALM`` and ``UHLIVE_API_URL``;
+        plus ``UHLIVE_API_CLIENT`` / ``UHLIVE_API_SECRET`` when exactly one
+        client is configured.
+        """
+        env = {
+            "UHLIVE_AUTH_SERVER": self.base_url,
+            "UHLIVE_AUTH_REALM": self.realm,
+            "UHLIVE_API_URL": self.ws_url,
+        }
+        if self.clients is not None and len(self.clients) == 1:
+            ((cid, secret),) = self.clients.items()
+            env["UHLIVE_API_CLIENT"] = cid
+            env["UHLIVE_API_SECRET"] = secret
+        return env
+
+    def issue_token(
+        self,
+        client_id: str = "emulator",
+        subject: Optional[str] = None,
+        ttl: Optional[float] = None,
+    ) -> str:
+        """A valid access token without the HTTP round trip (for tests)."""
+        if self._issuer is None:
+            raise RuntimeError("start the emulator first")
+        return self._issuer.issue(client_id, subject or client_id, ttl)
+
+    @property
+    def engine_kind(self) -> str:
+        """``"pocketsphinx"``, ``"scripted"`` or the engine's own ``kind``."""
+        return str(getattr(self.engine, "kind", "") or "")
+
+    def conversations(self) -> Dict[str, List[str]]:
+        """Open conversations: topic -> members' speaker aliases (observers in brackets)."""
+        return cast(Dict[str, List[str]], self._hub.snapshot()) if self._hub else {}
+
+    # ------------------------------------------------------ lifecycle
+    def _make_engine(self) -> Any:
+        spec = self._engine_spec
+        if spec is not None and not isinstance(spec, str):
+            return spec
+        from voxsync.emulators.engine import make_engine
+
+        return make_engine(spec or "pocketsphinx", **self._engine_options)
+
+    def start(self) -> UhliveEmulator:
+        """Bind, then serve in background threads. Returns ``self``."""
+        if self._started:
+            return self
+        from voxsync.emulators.uhlive.conversation import ConversationHub
+
+        self.engine = self._make_engine()
+        self._owns_engine = self.engine is not self._engine_spec
+        listener = socket.create_server((self.host, self._requested_port))
+        listener.settimeout(None)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._issuer = _TokenIssuer(f"{self.base_url}/realms/{self.realm}", self.token_ttl)
+        alpha = self.bandwidth_extension
+        if alpha is None:
+            alpha = DEFAULT_BANDWIDTH_EXTENSION if self.engine_kind == "pocketsphinx" else 0.0
+        self._hub = ConversationHub(self.engine, self.state, alpha)
+        self.state.stopping.clear()
+        self._shim = _ServerShim()
+        self._started = True
+        self.state.start_thread("accept", self._accept_loop, listener)
+        log.info("uhlive emulator listening on %s", self.base_url)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close every socket and join every thread (idempotent)."""
+        if not self._started:
+            return
+        self._started = False
+        self.state.stopping.set()
+        self._shim.socket_closed.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        with self._lock:
+            conns = list(self._connections)
+            raws = list(self._raw_sockets)
+        for conn in conns:
+            conn.close_socket()
+        for raw in raws:
+            try:
+                raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        current = threading.current_thread()
+        while True:
+            threads = [t for t in self.state.threads() if t is not current and t.is_alive()]
+            if not threads:
+                break
+            for thread in threads:
+                thread.join(max(0.01, deadline - time.monotonic()))
+            if time.monotonic() > deadline:
+                alive = [t.name for t in self.state.threads() if t.is_alive() and t is not current]
+                if alive:
+                    log.warning("uhlive emulator: threads still alive after stop: %s", alive)
+                break
+        if self._owns_engine and self.engine is not None and hasattr(self.engine, "close"):
+            self.engine.close()
+        log.info("uhlive emulator stopped")
+
+    def __enter__(self) -> UhliveEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._started else "stopped"
+        return f"<UhliveEmulator {where}>"
+
+    # ---------------------------------------------------------- front
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while not self.state.stopping.is_set():
+            try:
+                sock, _addr = listener.accept()
+            except OSError:
+                return
+            if self.state.stopping.is_set():
+                sock.close()
+                return
+            self.state.start_thread("conn", self._serve_socket, sock)
+
+    def _serve_socket(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._raw_sockets.add(sock)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(_HANDSHAKE_TIMEOUT)
+            head = self._peek(sock)
+            if head is None:
+                sock.close()
+                return
+            if head.startswith(b"POST "):
+                self._serve_http(sock)
+                return
+            sock.settimeout(None)
+            with self._lock:
+                self._raw_sockets.discard(sock)
+            self._serve_websocket(sock)
+        except OSError as exc:
+            log.debug("uhlive emulator: socket error: %s", exc)
+        finally:
+            with self._lock:
+                self._raw_sockets.discard(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _peek(self, sock: socket.socket) -> Optional[bytes]:
+        deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
+        while True:
+            data = sock.recv(_PEEK, socket.MSG_PEEK)
+            if not data:
+                return None
+            if len(data) >= _PEEK or b"POST "[: len(data)] != data:
+                return data
+            if time.monotonic() > deadline or self.state.stopping.is_set():
+                return None
+            time.sleep(0.002)
+
+    def _serve_http(self, sock: socket.socket) -> None:
+        request = _read_http_request(sock)
+        if request is None:
+            _http_response(
+                sock, 400, {"error": "invalid_request", "error_description": "bad HTTP request"}
+            )
+            return
+        status, body = self._token_endpoint(request)
+        _http_response(sock, status, body)
+
+    def _token_endpoint(self, request: _HttpRequest) -> Tuple[int, Dict[str, Any]]:
+        path = urlsplit(request.target).path
+        prefix, suffix = "/realms/", "/protocol/openid-connect/token"
+        if not (path.startswith(prefix) and path.endswith(suffix)):
+            return 404, {"error": "not_found", "error_description": f"no such endpoint: {path}"}
+        realm = unquote(path[len(prefix) : -len(suffix)])
+        if realm != self.realm:
+            return 404, {"error": "Realm does not exist"}
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            return 400, {
+                "error": "invalid_request",
+                "error_description": "the body must be application/x-www-form-urlencoded",
+            }
+        try:
+            form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8")).items()}
+        except UnicodeDecodeError:
+            return 400, {"error": "invalid_request", "error_description": "body is not UTF-8"}
+        grant = form.get("grant_type", "")
+        if grant not in ("client_credentials", "password"):
+            return 400, {
+                "error": "unsupported_grant_type",
+                "error_description": f"Unsupported grant_type {grant!r}"
+                if grant
+                else "Missing form parameter: grant_type",
+            }
+        client_id = form.get("client_id", "")
+        secret = form.get("client_secret", "")
+        if not client_id:
+            return 400, {
+                "error": "invalid_request",
+                "error_description": "Missing form parameter: client_id",
+            }
+        if not self._client_ok(client_id, secret):
+            return 401, {
+                "error": "invalid_client",
+                "error_description": "Invalid client or Invalid client credentials",
+            }
+        subject = client_id
+        if grant == "password":
+            username, password = form.get("username", ""), form.get("password", "")
+            if not self._user_ok(username, password):
+                return 401, {
+                    "error": "invalid_grant",
+                    "error_description": "Invalid user credentials",
+                }
+            subject = username
+        if self._issuer is None:
+            return 503, {"error": "temporarily_unavailable", "error_description": "stopping"}
+        token = self._issuer.issue(client_id, subject)
+        return 200, {
+            "access_token": token,
+            "expires_in": int(self.token_ttl),
+            "refresh_expires_in": 0,
+            "token_type": "Bearer",
+            "not-before-policy": 0,
+            "scope": "profile email",
+        }
+
+    def _client_ok(self, client_id: str, secret: str) -> bool:
+        if self.clients is None:
+            return bool(client_id and secret)
+        expected = self.clients.get(client_id)
+        return expected is not None and hmac.compare_digest(expected, secret)
+
+    def _user_ok(self, username: str, password: str) -> bool:
+        if self.users is None:
+            return bool(username and password)
+        expected = self.users.get(username)
+        return expected is not None and hmac.compare_digest(expected, password)
+
+    def _verify(self, token: str) -> Optional[Dict[str, Any]]:
+        return self._issuer.verify(token) if self._issuer is not None and token else None
+
+    # ------------------------------------------------------ websocket
+    def _process_request(self, conn: ServerConnection, request: Request) -> Optional[Response]:
+        url = urlsplit(request.path)
+        route = url.path.rstrip("/")
+        conn_any = cast(Any, conn)
+        if route == "/socket/websocket":
+            query = parse_qs(url.query)
+            vsn = query.get("vsn", ["1.0.0"])[0]
+            if not vsn.startswith("2."):
+                return conn.respond(
+                    HTTPStatus.BAD_REQUEST, "unsupported serializer version; use vsn=2.0.0\n"
+                )
+            token = query.get("jwt", [""])[0]
+            claims = self._verify(token)
+            if claims is None:
+                return self._forbidden(conn)
+            conn_any.voxsync_route = ("conversation", token, claims)
+            return None
+        if route == "/bots":
+            auth = request.headers.get("Authorization", "")
+            scheme, _, token = auth.partition(" ")
+            claims = self._verify(token.strip()) if scheme.lower() == "bearer" else None
+            if claims is None:
+                return self._forbidden(conn)
+            if _bots_module() is None:
+                return conn.respond(HTTPStatus.NOT_FOUND, "the Recognition API is not available\n")
+            conn_any.voxsync_route = ("bots", token.strip(), claims)
+            return None
+        return conn.respond(HTTPStatus.NOT_FOUND, f"no such path: {url.path}\n")
+
+    @staticmethod
+    def _forbidden(conn: ServerConnection) -> Response:
+        response = conn.respond(HTTPStatus.FORBIDDEN, "")
+        return response
+
+    def _serve_websocket(self, sock: socket.socket) -> None:
+        protocol = ServerProtocol(max_size=2**22, logger=log)
+        conn = _TrackedConnection(
+            sock,
+            protocol,
+            cast(Server, self._shim),
+            ping_interval=None,
+            ping_timeout=None,
+            close_timeout=2.0,
+            max_queue=64,
+        )
+        self.state.adopt_thread(conn.recv_events_thread, "wsrecv")
+        with self._lock:
+            self._connections.add(conn)
+        try:
+            conn.handshake(self._process_request, None, None, _HANDSHAKE_TIMEOUT)
+            if conn.protocol.state is not WsState.OPEN:
+                conn.close_socket()
+                return
+            route = getattr(conn, "voxsync_route", None)
+            if route is None:
+                conn.close_socket()
+                return
+            kind, token, claims = route
+            if kind == "conversation":
+                self._hub.serve(conn, claims)
+            else:
+                module = _bots_module()
+                module.serve_bot(conn, engine=self.engine, state=self.state, token=token)
+        except Exception:
+            log.exception("uhlive emulator: socket handler failed")
+        finally:
+            try:
+                conn.close(1000)
+            except Exception:  # already closed or broken
+                log.debug("uhlive emulator: close failed", exc_info=True)
+            conn.close_socket()
+            conn.recv_events_thread.join(5.0)
+            with self._lock:
+                self._connections.discard(conn)
+
+
+# ------------------------------------------------------------------- CLI
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``voxsync emulate uhlive``."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="TCP port; 0 picks a free one (default)"
+    )
+    parser.add_argument("--realm", default="uhlive", help="OIDC realm (default %(default)s)")
+    parser.add_argument("--client-id", help="accept only this client id (with --client-secret)")
+    parser.add_argument("--client-secret", help="the secret of --client-id")
+    parser.add_argument(
+        "--engine",
+        choices=("pocketsphinx", "scripted"),
+        default="pocketsphinx",
+        help="recognition: real (pocketsphinx, default) or canned transcripts (scripted)",
+    )
+    parser.add_argument(
+        "--transcript",
+        action="append",
+        dest="transcripts",
+        metavar="TEXT",
+        help="scripted engine: transcript of the next utterance (repeatable, cycles)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        help="pocketsphinx: restrict recognition to these words (comma-separated)",
+    )
+    parser.add_argument(
+        "--bandwidth-extension",
+        type=float,
+        metavar="LEVEL",
+        help="pocketsphinx: level (0-1) of the 4-8 kHz band folded into the 8 kHz audio "
+        "(default 0.6; 0 disables)",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=DEFAULT_TOKEN_TTL,
+        help="seconds a token may wait before opening a socket",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="close sockets silent this many seconds (default %(default)s)",
+    )
+    parser.add_argument(
+        "--audio-gap",
+        type=float,
+        default=DEFAULT_AUDIO_GAP_TIMEOUT,
+        help="end a speaker's session after this many seconds without audio (default %(default)s)",
+    )
+    parser.add_argument(
+        "--drop-after-frames", type=int, help="fault: cut each socket after N received frames"
+    )
+    parser.add_argument(
+        "--refuse-join", metavar="REASON", help="fault: refuse every join with REASON"
+    )
+    parser.add_argument(
+        "--phx-error-after-frames",
+        type=int,
+        help="fault: crash the channel (phx_error) after N frames",
+    )
+    parser.add_argument(
+        "--event-delay", type=float, default=0.0, help="fault: delay every pushed event (s)"
+    )
+    parser.add_argument(
+        "--malformed-after-frames", type=int, help="fault: send a malformed frame after N frames"
+    )
+
+
+def emulator_from_args(args: argparse.Namespace) -> UhliveEmulator:
+    """Build an (unstarted) emulator from :func:`add_cli_arguments` options."""
+    engine_options: Dict[str, Any] = {}
+    if args.engine == "scripted" and args.transcripts:
+        engine_options["transcripts"] = list(args.transcripts)
+    if args.engine == "pocketsphinx" and args.vocabulary:
+        engine_options["vocabulary"] = [w.strip() for w in args.vocabulary.split(",") if w.strip()]
+    clients = None
+    if args.client_id or args.client_secret:
+        if not (args.client_id and args.client_secret):
+            raise SystemExit("--client-id and --client-secret go together")
+        clients = {args.client_id: args.client_secret}
+    faults = UhliveFaults(
+        drop_after_frames=args.drop_after_frames,
+        refuse_join=args.refuse_join,
+        phx_error_after_frames=args.phx_error_after_frames,
+        event_delay=args.event_delay,
+        malformed_after_frames=args.malformed_after_frames,
+    )
+    return UhliveEmulator(
+        args.host,
+        args.port,
+        args.engine,
+        realm=args.realm,
+        clients=clients,
+        token_ttl=args.token_ttl,
+        idle_timeout=args.idle_timeout,
+        audio_gap_timeout=args.audio_gap,
+        faults=faults,
+        bandwidth_extension=args.bandwidth_extension,
+        **engine_options,
+    )
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Serve until Ctrl+C or SIGTERM; print the base URL first."""
+    emu = emulator_from_args(args)
+    done = threading.Event()
+    previous: Any = None
+    in_main = threading.current_thread() is threading.main_thread()
+
+    def on_term(signum: int, frame: Optional[FrameType]) -> None:
+        done.set()
+
+    if in_main:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with emu:
+            print(emu.base_url, flush=True)  # noqa: T201 - the CLI's one line of output
+            try:
+                while not done.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    return 0

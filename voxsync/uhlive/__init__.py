@@ -1,0 +1,109 @@
+"""Uh!ive (Allo-Media) real-time speech APIs.
+
+* :class:`ConversationConnection`: a threaded speaker or observer in a
+  Conversation (H2H) with the voxsync connection API; :func:`create_connection`
+  is the ``uhlive`` provider's factory.
+* :class:`Conversation` and its event classes: the sans-I/O codec, used as in
+  the vendor's getting-started guide with any WebSocket library.
+* :func:`build_authentication_request`, :func:`get_token`,
+  :func:`build_conversation_url`: authentication and URLs; settings come from
+  ``UHLIVE_API_CLIENT``, ``UHLIVE_API_SECRET``, ``UHLIVE_AUTH_SERVER``,
+  ``UHLIVE_AUTH_REALM`` and ``UHLIVE_API_URL``.
+* :class:`BotConnection`, :func:`create_bot` and the sans-I/O
+  :class:`Recognizer`: the Recognition API (H2B, voicebots), from
+  :mod:`voxsync.uhlive.bot` and :mod:`voxsync.uhlive.recognition` (imported
+  on first use).
+"""
+
+import importlib
+from typing import Any
+
+from voxsync.errors import ProtocolError
+from voxsync.uhlive.auth import (
+    build_authentication_request,
+    build_bot_url,
+    build_conversation_url,
+    get_token,
+)
+from voxsync.uhlive.connection import (
+    AUDIO_FORMATS,
+    ConversationConnection,
+    NormalizedTranscript,
+    create_connection,
+)
+from voxsync.uhlive.conversation import (
+    AudioSegmentDecoded,
+    AudioSegmentNormalized,
+    AudioWordsDecoded,
+    Conversation,
+    ConversationState,
+    EntityFound,
+    EntityRecognized,
+    Event,
+    Ok,
+    RelationFound,
+    RelationRecognized,
+    SegmentDecoded,
+    SegmentNormalized,
+    SpeakerJoined,
+    SpeakerLeft,
+    SpeechDecoded,
+    TagsSet,
+    TimeScopedEvent,
+    UhliveError,
+    Unknown,
+    Word,
+    WordsDecoded,
+)
+
+_RECOGNITION_API = {
+    "BotConnection": "voxsync.uhlive.bot",
+    "create_bot": "voxsync.uhlive.bot",
+    "Recognizer": "voxsync.uhlive.recognition",
+}
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "AudioSegmentDecoded",
+    "AudioSegmentNormalized",
+    "AudioWordsDecoded",
+    "BotConnection",
+    "Conversation",
+    "ConversationConnection",
+    "ConversationState",
+    "EntityFound",
+    "EntityRecognized",
+    "Event",
+    "NormalizedTranscript",
+    "Ok",
+    "ProtocolError",
+    "Recognizer",
+    "RelationFound",
+    "RelationRecognized",
+    "SegmentDecoded",
+    "SegmentNormalized",
+    "SpeakerJoined",
+    "SpeakerLeft",
+    "SpeechDecoded",
+    "TagsSet",
+    "TimeScopedEvent",
+    "UhliveError",
+    "Unknown",
+    "Word",
+    "WordsDecoded",
+    "build_authentication_request",
+    "build_bot_url",
+    "build_conversation_url",
+    "create_bot",
+    "create_connection",
+    "get_token",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _RECOGNITION_API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voxsync.uhlive' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
