@@ -1,0 +1,614 @@
+"""voxsync.aiola against the aiOla emulator: auth, streaming, keywords, tasks, faults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import time
+import wave
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+import voxsync
+from voxsync.aiola import AiolaClient, AiolaConnection, LiveEvents, create_connection, decode_event
+from voxsync.aiola import _cli as aiola_cli
+from voxsync.aiola._rest import jwt_claims
+from voxsync.emulators.aiola import AiolaEmulator, AiolaFaults
+from voxsync.emulators.engine import make_engine
+from voxsync.errors import (
+    AuthenticationError,
+    ConcurrencyLimitError,
+    ConfigurationError,
+    DisconnectedError,
+    RemoteProtocolError,
+    ServerError,
+)
+from voxsync.events import Message, Transcript, Translation
+
+AUDIO = Path(__file__).resolve().parent.parent / "samples" / "audio"
+TRANSCRIPTS: Dict[str, str] = json.loads((AUDIO / "transcripts.json").read_text())
+VOCABULARY = sorted({w for text in TRANSCRIPTS.values() for w in text.split()})
+CHUNK = 3200  # 100 ms at 16 kHz s16le
+
+
+def pcm(name: str) -> bytes:
+    with wave.open(str(AUDIO / name)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+        return wav.readframes(wav.getnframes())
+
+
+def chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def word_errors(reference: str, hypothesis: str) -> int:
+    """Word-level edit distance."""
+    ref, hyp = reference.split(), hypothesis.split()
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+class Recorder:
+    """Collects a connection's events (on its dispatcher thread)."""
+
+    def __init__(self, conn: AiolaConnection) -> None:
+        self.events: List[Tuple[str, Any]] = []
+        self.cond = threading.Condition()
+        for name in sorted(conn.event_names):
+            conn.on(name, self._handler(name))
+
+    def _handler(self, name: str) -> Any:
+        def record(ev: Any) -> None:
+            with self.cond:
+                self.events.append((name, ev))
+                self.cond.notify_all()
+
+        return record
+
+    def of(self, name: str) -> List[Any]:
+        with self.cond:
+            return [ev for n, ev in self.events if n == name]
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 20.0) -> List[Any]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len([1 for n, _ in self.events if n == name]) < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out waiting for {count} {name!r}; got {self.events}"
+                self.cond.wait(left)
+        return self.of(name)
+
+
+@pytest.fixture(scope="module")
+def ps_engine() -> Any:
+    return make_engine("pocketsphinx", vocabulary=VOCABULARY)
+
+
+@pytest.fixture
+def emu(ps_engine: Any) -> Iterator[AiolaEmulator]:
+    with AiolaEmulator(engine=ps_engine, api_keys=["good-key"]) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def scripted() -> Iterator[AiolaEmulator]:
+    engine = make_engine(
+        "scripted", every_bytes=16000, transcripts=["one", "two", "three"], partial_ms=0
+    )
+    with AiolaEmulator(engine=engine) as emulator:
+        yield emulator
+
+
+def client_for(emu: AiolaEmulator, **kwargs: Any) -> AiolaClient:
+    kwargs.setdefault("api_key", "good-key")
+    return AiolaClient(base_url=emu.base_url, **kwargs)
+
+
+# ----------------------------------------------------------------- auth / REST
+def test_grant_token_reads_like_the_vendor_result(emu: AiolaEmulator) -> None:
+    result = AiolaClient.grant_token(api_key="good-key", auth_base_url=emu.base_url)
+    assert result["accessToken"] == result.access_token
+    assert result["sessionId"] == result.session_id and result.session_id
+    claims = jwt_claims(result.access_token)
+    assert claims["exp"] > claims["iat"]
+    assert result.expires_at == claims["exp"]
+    assert "***" in repr(result) and result.access_token not in repr(result)
+    assert emu.active_sessions == 1
+    answer = AiolaClient.close_session(result.access_token, auth_base_url=emu.base_url)
+    assert answer["status"] == "deleted"
+    assert emu.active_sessions == 0
+
+
+def test_bad_api_key_raises_authentication_error(emu: AiolaEmulator) -> None:
+    with pytest.raises(AuthenticationError) as info:
+        AiolaClient.grant_token(api_key="wrong-key", auth_base_url=emu.base_url)
+    assert info.value.status_code == 401
+    assert getattr(info.value, "code", None) == "UNAUTHORIZED"
+    assert "wrong-key" not in str(info.value)
+
+
+def test_concurrency_limit_is_a_clear_error(emu: AiolaEmulator) -> None:
+    emu.faults.max_sessions = 1
+    first = AiolaClient.grant_token(api_key="good-key", auth_base_url=emu.base_url)
+    with pytest.raises(ConcurrencyLimitError) as info:
+        AiolaClient.grant_token(api_key="good-key", auth_base_url=emu.base_url)
+    err = info.value
+    assert err.code == "MAX_CONCURRENCY_REACHED" and err.status_code == 409
+    assert "close" in str(err)
+    assert err["error"]["code"] == "MAX_CONCURRENCY_REACHED"  # the raw body
+    AiolaClient.close_session(first.access_token, auth_base_url=emu.base_url)
+    AiolaClient.close_session(
+        AiolaClient.grant_token(api_key="good-key", auth_base_url=emu.base_url).access_token,
+        auth_base_url=emu.base_url,
+    )
+
+
+def test_client_renews_a_token_close_to_expiry(emu: AiolaEmulator) -> None:
+    emu.token_ttl = 200  # below the 5-minute margin: every use needs a new one
+    with client_for(emu) as client:
+        first = client.get_access_token()
+        second = client.get_access_token()
+        assert first != second
+        assert emu.active_sessions == 1  # the old session was closed on renewal
+    assert emu.active_sessions == 0
+    emu.token_ttl = 1800
+    with client_for(emu) as client:
+        assert client.get_access_token() == client.get_access_token()
+
+
+def test_expired_access_token_without_api_key(emu: AiolaEmulator) -> None:
+    token = emu.issue_access_token(ttl=60)
+    client = AiolaClient(access_token=token, base_url=emu.base_url)
+    with pytest.raises(AuthenticationError, match="expires"):
+        client.stt.stream().connect(timeout=5)
+    client.close()
+
+
+def test_missing_credentials_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIOLA_API_KEY", raising=False)
+    monkeypatch.delenv("AIOLA_ACCESS_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError, match="api_key"):
+        AiolaClient()
+
+
+def test_5xx_is_retried_4xx_is_not(emu: AiolaEmulator) -> None:
+    emu.faults.rest_failures = 2
+    result = AiolaClient.grant_token(api_key="good-key", auth_base_url=emu.base_url)
+    assert result.access_token
+    assert emu.rest_requests == ["POST /voip-auth/apiKey2Token"] * 3 + ["POST /voip-auth/session"]
+    emu.faults.rest_failures = 10
+    with pytest.raises(ServerError) as info:
+        AiolaClient.grant_token(api_key="good-key", auth_base_url=emu.base_url, max_retries=1)
+    assert info.value.status_code == 503 and info.value.retryable
+    assert info.value.code == "SERVICE_UNAVAILABLE"
+    emu.faults.rest_failures = 0
+    del emu.rest_requests[:]
+    with pytest.raises(AuthenticationError):
+        AiolaClient.grant_token(api_key="bad-key", auth_base_url=emu.base_url)
+    assert emu.rest_requests == ["POST /voip-auth/apiKey2Token"]  # no retry
+
+
+def test_network_errors_are_retried_then_raised() -> None:
+    # nothing listens on this port: connection refused on every attempt
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(voxsync.errors.ConnectionError, match="cannot reach"):
+        AiolaClient.grant_token(
+            api_key="k", auth_base_url=f"http://127.0.0.1:{port}", max_retries=1
+        )
+
+
+def test_transcribe_file(emu: AiolaEmulator) -> None:
+    with client_for(emu) as client:
+        result = client.stt.transcribe_file(AUDIO / "meeting.wav", keywords={"nine thirty": "9:30"})
+    assert result.transcript == "the meeting starts at 9:30"
+    assert result["raw_transcript"] == TRANSCRIPTS["meeting.wav"]
+    assert result.metadata["sample_rate"] == 16000
+    assert len(result.segments) == 1
+
+
+# ------------------------------------------------------------------ streaming
+def stream_and_finish(conn: AiolaConnection, data: bytes) -> None:
+    for chunk in chunks(data):
+        conn.send(chunk)
+    conn.finish(timeout=20)
+
+
+def test_stream_transcribes_speech(emu: AiolaEmulator) -> None:
+    sigint = signal.getsignal(signal.SIGINT)
+    with client_for(emu) as client:
+        conn = client.stt.stream(lang_code="en")
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        assert signal.getsignal(signal.SIGINT) is sigint  # no handler installed
+        roles = {
+            t.name.split("-", 3)[3]
+            for t in threading.enumerate()
+            if t.name.startswith(f"voxsync-{conn.name}-")
+        }
+        assert roles == {"dispatch", "writer", "reader", "sio-writer"}
+        assert conn.connected and conn.audio_format.sample_rate == 16000
+        stream_and_finish(conn, pcm("two_utterances.wav"))
+    texts = [ev.text for ev in rec.of("transcript")]
+    assert len(texts) == 2
+    # real recognition: allow one word of difference over the two utterances
+    assert word_errors(TRANSCRIPTS["two_utterances.wav"], " ".join(texts)) <= 1, texts
+    first = rec.of("transcript")[0]
+    assert isinstance(first, Transcript) and first["transcript"] == first.text
+    assert first.get("transcript", first) == first.text and first.language == "en"
+    names = [n for n, _ in rec.events]
+    assert names[0] == "connect" and names[-1] == "disconnect"
+    params = emu.connections[-1]
+    assert params["lang_code"] == "en" and params["flow_id"] and params["execution_id"]
+
+
+def test_keywords_change_the_transcript(emu: AiolaEmulator) -> None:
+    with client_for(emu) as client:
+        conn = client.stt.stream(keywords={"quick brown fox": "Firefox", "lazy dog": "Snoopy"})
+        rec = Recorder(conn)
+        with conn:
+            for chunk in chunks(pcm("quick_brown_fox.wav")):
+                conn.send(chunk)
+    (text,) = [ev.text for ev in rec.of("transcript")]
+    # recognition may slip on a word; the replacements are the point here
+    assert text.startswith("the Firefox ") and text.endswith(" over the Snoopy")
+    assert "fox" not in text.lower().replace("firefox", "")
+
+
+def test_set_keywords_during_the_stream(scripted: AiolaEmulator) -> None:
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        rec = Recorder(conn)
+        conn.connect()
+        for chunk in chunks(bytes(16000)):
+            conn.send(chunk)
+        rec.wait_for("transcript", 1)
+        conn.set_keywords({"two": "2", "three": "3"})
+        for chunk in chunks(bytes(32000)):
+            conn.send(chunk)
+        rec.wait_for("transcript", 3)
+        conn.close()
+    assert [ev.text for ev in rec.of("transcript")][:3] == ["one", "2", "3"]
+    assert scripted.keyword_updates == [{"two": "2", "three": "3"}]
+    with pytest.raises(ConfigurationError):
+        conn.set_keywords(["not", "a", "mapping"])  # type: ignore[arg-type]
+
+
+def test_translation_task_yields_translation_events(scripted: AiolaEmulator) -> None:
+    tasks = {"TRANSLATION": {"src_lang_code": "en", "dst_lang_code": "es"}}
+    with client_for(scripted) as client:
+        conn = client.stt.stream(lang_code="en", tasks_config=tasks)
+        rec = Recorder(conn)
+        conn.connect()
+        for chunk in chunks(bytes(32000)):
+            conn.send(chunk)
+        rec.wait_for("translation", 2)
+        conn.close()
+    tr = rec.of("translation")[0]
+    assert isinstance(tr, Translation)
+    assert tr.text == "[es] one" and tr["translation"] == "[es] one"
+    assert (tr.source_language, tr.target_language) == ("en", "es")
+    names = [n for n, _ in rec.events if n in ("transcript", "translation")]
+    assert names[:4] == ["transcript", "translation", "transcript", "translation"]
+
+
+def test_bad_token_on_connect_raises_authentication_error(emu: AiolaEmulator) -> None:
+    good = emu.issue_access_token()
+    forged = good[: good.rindex(".") + 1] + "AAAA"
+    conn = AiolaClient(access_token=forged, base_url=emu.base_url).stt.stream()
+    with pytest.raises(AuthenticationError, match="refused"):
+        conn.connect(timeout=10)
+    assert conn.state == "idle"
+
+
+def test_refused_auth_fault(emu: AiolaEmulator) -> None:
+    token = emu.issue_access_token()
+    emu.faults.refuse_auth = True
+    with pytest.raises(AuthenticationError):
+        AiolaClient(access_token=token, base_url=emu.base_url).stt.stream().connect(timeout=10)
+
+
+@pytest.mark.parametrize("transports", [("polling", "websocket"), ("websocket",)])
+def test_server_drop_mid_stream_reconnects_and_goes_on(transports: Tuple[str, ...]) -> None:
+    engine = make_engine(
+        "scripted", every_bytes=16000, transcripts=["a", "b", "c", "d", "e", "f"], partial_ms=0
+    )
+    faults = AiolaFaults(drop_after_chunks=8)
+    with AiolaEmulator(engine=engine, faults=faults) as emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(transports=transports, reconnection_delay=0.05)
+        rec = Recorder(conn)
+        conn.connect()
+        conn.set_keywords({"f": "F"})
+        for chunk in chunks(bytes(16000 * 6)):  # 3 s
+            conn.send(chunk)
+            time.sleep(0.01)
+        rec.wait_for("reconnected", 1)
+        rec.wait_for("transcript", 3)
+        conn.finish(timeout=20)
+        assert len(emu.connections) == 2
+        assert emu.connections[1]["keywords"] == {"f": "F"}  # carried over
+    assert [ev.attempt for ev in rec.of("reconnecting")] == [1]
+    assert rec.of("reconnected")[0].attempts == 1
+    # the audio sent after the drop reached the new connection and was transcribed
+    assert len(rec.of("transcript")) >= 3
+    assert conn.metrics.snapshot()["reconnects"] == 1
+    assert not rec.of("error")
+
+
+def test_audio_overflowing_the_queue_during_a_reconnection_is_reported(
+    scripted: AiolaEmulator,
+) -> None:
+    scripted.faults.drop_after_chunks = 1
+    with client_for(scripted) as client:
+        conn = client.stt.stream(
+            transports=("websocket",), reconnection_delay=0.5, queue_size=2, overflow="drop_oldest"
+        )
+        rec = Recorder(conn)
+        conn.connect()
+        conn.send(bytes(CHUNK))
+        rec.wait_for("reconnecting")
+        for _ in range(10):
+            conn.send(bytes(CHUNK))
+        rec.wait_for("reconnected")
+        conn.close()
+    warnings = rec.of("warning")
+    assert warnings and all(w.code == "audio_dropped" for w in warnings)
+    assert conn.metrics.snapshot()["chunks_dropped"] == warnings[-1].count >= 7
+
+
+def test_keepalive_keeps_an_idle_stream_open(scripted: AiolaEmulator) -> None:
+    scripted.faults.idle_timeout = 0.6
+    with client_for(scripted) as client:
+        conn = client.stt.stream(keepalive_interval=0.2)
+        conn.connect()
+        assert not conn.wait(timeout=1.5)  # still open after 2.5 idle timeouts
+        assert conn.connected
+        conn.close()
+
+
+def test_reconnection_gives_up_with_disconnected_error() -> None:
+    engine = make_engine("scripted", every_bytes=16000, partial_ms=0)
+    emu = AiolaEmulator(engine=engine, faults=AiolaFaults(drop_after_chunks=2)).start()
+    try:
+        client = client_for(emu, api_key="k")
+        conn = client.stt.stream(
+            reconnection_attempts=2, reconnection_delay=0.05, transports=("websocket",)
+        )
+        rec = Recorder(conn)
+        conn.connect()
+        emu.faults.unavailable = True  # every reconnection attempt is refused
+        for chunk in chunks(bytes(CHUNK * 3)):
+            conn.send(chunk)
+        with pytest.raises(DisconnectedError, match="2 reconnection") as info:
+            conn.wait(timeout=30)
+        assert isinstance(info.value.__cause__, ServerError)
+        assert info.value.__cause__.code == "SERVICE_UNAVAILABLE"
+        assert [ev.attempt for ev in rec.of("reconnecting")] == [1, 2]
+        assert isinstance(rec.of("error")[-1], DisconnectedError)
+        with pytest.raises(DisconnectedError):
+            conn.send(bytes(CHUNK))
+    finally:
+        emu.stop()
+
+
+def test_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    engine = make_engine("scripted", every_bytes=16000, partial_ms=0)
+    emu = AiolaEmulator(engine=engine, faults=AiolaFaults(drop_after_chunks=1)).start()
+    try:
+        client = client_for(emu, api_key="secret-api-key")
+        token = client.get_access_token()
+        conn = client.stt.stream(
+            reconnection_attempts=1, reconnection_delay=0.05, transports=("polling",)
+        )
+        conn.connect()
+        emu.faults.unavailable = True
+        conn.send(bytes(CHUNK))
+        with pytest.raises(DisconnectedError) as info:
+            conn.wait(timeout=30)
+        client.close()
+    finally:
+        emu.stop()
+    ours = [r for r in caplog.records if r.name.startswith("voxsync")]
+    assert ours
+    # (urllib3's own DEBUG log shows request URLs as they are: not voxsync's)
+    logged = "\n".join(r.getMessage() for r in ours)
+    texts = [logged, str(info.value), repr(conn), repr(client)]
+    for text in texts:
+        assert token not in text and token.split(".")[1] not in text
+        assert "secret-api-key" not in text
+
+
+def test_no_reconnection_when_disabled(scripted: AiolaEmulator) -> None:
+    scripted.faults.drop_after_chunks = 2
+    with client_for(scripted) as client:
+        conn = client.stt.stream(reconnection_attempts=0, transports=("websocket",))
+        rec = Recorder(conn)
+        conn.connect()
+        for chunk in chunks(bytes(CHUNK * 3)):
+            conn.send(chunk)
+        with pytest.raises(DisconnectedError):
+            conn.wait(timeout=20)
+    assert not rec.of("reconnecting")
+
+
+@pytest.mark.parametrize("transports", [("polling",), ("websocket",)])
+def test_emulator_shutdown_ends_the_stream(transports: Tuple[str, ...]) -> None:
+    emu = AiolaEmulator(engine=make_engine("scripted")).start()
+    try:
+        with client_for(emu, api_key="k") as client:
+            conn = client.stt.stream(transports=transports)
+            rec = Recorder(conn)
+            conn.connect()
+            conn.send(bytes(CHUNK))
+            emu.stop()
+            with pytest.raises(DisconnectedError, match="closed the stream"):
+                conn.wait(timeout=20)
+    finally:
+        emu.stop()
+    assert not rec.of("reconnecting")
+    assert rec.of("disconnect")[0].reason == "server disconnect"
+
+
+def test_idle_timeout_closes_the_stream(scripted: AiolaEmulator) -> None:
+    scripted.faults.idle_timeout = 0.3
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        rec = Recorder(conn)
+        conn.connect()
+        with pytest.raises(DisconnectedError, match="closed the stream"):
+            conn.wait(timeout=20)
+    assert not rec.of("reconnecting")
+    assert rec.of("disconnect")[0].reason == "server disconnect"
+
+
+def test_server_error_events_and_malformed_events(scripted: AiolaEmulator) -> None:
+    scripted.faults.malformed_event = True
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        rec = Recorder(conn)
+        conn.connect()
+        # bypass send()'s own validation to reach the server's
+        conn._emit_audio(b"\x00\x01\x02")
+        errors = rec.wait_for("error", 2)
+        conn.close()
+    malformed = [e for e in errors if isinstance(e, RemoteProtocolError)]
+    server = [e for e in errors if type(e) is ServerError]
+    assert malformed and "transcript" in str(malformed[0])
+    assert (
+        server and server[0]["message"] == "Invalid audio" and "3 bytes" in server[0].get("details")
+    )
+    assert conn.state == "closed"
+
+
+def test_schema_values_are_acknowledged(scripted: AiolaEmulator) -> None:
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        rec = Recorder(conn)
+        with conn:
+            assert conn.set_schema_values({"patient.name": ["John"]}) == {"status": "ok"}
+        assert rec.of("schema_values_updated")[0]["status"] == "ok"
+
+
+def test_event_delay_fault_keeps_order(scripted: AiolaEmulator) -> None:
+    scripted.faults.event_delay = 0.2
+    with client_for(scripted) as client:
+        conn = client.stt.stream(finish_quiet=0.5)
+        rec = Recorder(conn)
+        with conn:
+            for chunk in chunks(bytes(48000)):
+                conn.send(chunk)
+            rec.wait_for("transcript", 3)
+    assert [ev.text for ev in rec.of("transcript")][:3] == ["one", "two", "three"]
+
+
+def test_handler_may_take_no_argument_and_close_from_a_handler(scripted: AiolaEmulator) -> None:
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        seen: List[str] = []
+
+        @conn.on(LiveEvents.Connect)
+        def on_connect() -> None:
+            seen.append("connect")
+
+        @conn.on(LiveEvents.Transcript)
+        def on_transcript(data: Any) -> None:
+            seen.append(data.get("transcript", data))
+            conn.disconnect()
+
+        conn.connect()
+        for chunk in chunks(bytes(16000)):
+            conn.send(chunk)
+        assert conn.wait(timeout=20)
+    assert seen == ["connect", "one"]
+
+
+def test_unknown_event_name_is_rejected(scripted: AiolaEmulator) -> None:
+    conn = client_for(scripted).stt.stream()
+    with pytest.raises(ConfigurationError, match="transcripts"):
+        conn.on("transcripts", print)
+
+
+def test_registry_create_connection(
+    scripted: AiolaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIOLA_API_KEY", "from-env")
+    conn = voxsync.providers.connection("aiola", base_url=scripted.base_url, lang_code="de")
+    assert isinstance(conn, AiolaConnection)
+    rec = Recorder(conn)
+    with conn:
+        for chunk in chunks(bytes(16000)):
+            conn.send(chunk)
+    # one block of audio, then finish()'s trailing silence (two more blocks)
+    assert [ev.text for ev in rec.of("transcript")] == ["one", "two", "three"]
+    assert scripted.connections[-1]["lang_code"] == "de"
+    assert scripted.active_sessions == 0  # the session it opened was closed with it
+
+
+def test_cli_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIOLA_API_KEY", raising=False)
+    monkeypatch.delenv("AIOLA_ACCESS_TOKEN", raising=False)
+    parser = argparse.ArgumentParser()
+    aiola_cli.add_cli_arguments(parser.add_argument_group("aiOla"))
+    kw = tmp_path / "kw.json"
+    kw.write_text('{"k eight s": "Kubernetes"}')
+    args = parser.parse_args(
+        ["--api-key", "K", "--base-url", "http://h:1", "--lang", "en", "--keywords", str(kw)]
+    )
+    options = aiola_cli.options_from_args(args)
+    assert options == {
+        "api_key": "K",
+        "base_url": "http://h:1",
+        "lang_code": "en",
+        "keywords": {"k eight s": "Kubernetes"},
+    }
+    args = parser.parse_args(["--keywords", '{"a": "b"}'])
+    monkeypatch.setenv("AIOLA_API_KEY", "env-key")
+    assert aiola_cli.options_from_args(args) == {"api_key": "env-key", "keywords": {"a": "b"}}
+    with pytest.raises(ConfigurationError):
+        aiola_cli.options_from_args(parser.parse_args(["--keywords", "[1, 2]"]))
+    create_connection(**options)  # builds without connecting
+
+
+# ------------------------------------------------------------------ codec
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("transcript", {"transcript": "hi"}, Transcript),
+        ("transcript", {"transcript": "hi", "itn_transcript": "Hi"}, Transcript),
+        ("transcript", "not an object", RemoteProtocolError),
+        ("transcript", {"text": "hi"}, RemoteProtocolError),
+        ("translation", {"translation": "hola"}, Translation),
+        ("translation", {}, RemoteProtocolError),
+        ("error", {"message": "Invalid audio", "details": "odd"}, ServerError),
+        ("error", "boom", ServerError),
+        ("structured", {"results": {"a": 1}}, voxsync.aiola.Structured),
+        ("events", {"results": {}}, Message),
+        ("something_new", [1, 2], Message),
+    ],
+)
+def test_decode_event(name: str, data: Any, kind: type) -> None:
+    ev = decode_event(name, data, language="en", translation={"dst_lang_code": "es"})
+    assert isinstance(ev, kind)
+    if isinstance(ev, Message):
+        assert ev.type == name and ev.raw == (data if isinstance(data, dict) else {"data": data})
+    if isinstance(ev, ServerError):
+        assert "Invalid audio: odd" in str(ev) or "aiOla reported" in str(ev)
+
+
+def test_decode_event_redacts_tokens() -> None:
+    ev = decode_event("transcript", "token eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0dXJl")
+    assert "eyJhbGciOiJI" not in str(ev)
