@@ -58,13 +58,12 @@ import json
 import logging
 import os
 import queue
-import signal
 import socket
 import threading
 import time
 import uuid
 import wave
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 from urllib.parse import parse_qs
 
@@ -75,6 +74,11 @@ from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from voxsync.emulators._cli import (
+    add_server_arguments,
+    engine_options_from_args,
+    serve_until_stopped,
+)
 from voxsync.redact import redact
 
 __all__ = [
@@ -1074,31 +1078,13 @@ def _decode_audio(data: bytes) -> Tuple[bytes, int, int]:
 # ------------------------------------------------------------------------ CLI
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``voxsync emulate aiola``."""
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (default %(default)s)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=0, help="TCP port; 0 picks a free one (default)"
-    )
+    add_server_arguments(parser)
     parser.add_argument(
         "--api-key",
         action="append",
         dest="api_keys",
         metavar="KEY",
         help="accept only this API key (repeatable); default: any non-empty key",
-    )
-    parser.add_argument(
-        "--engine",
-        choices=("pocketsphinx", "scripted"),
-        default="pocketsphinx",
-        help="recognition: real (pocketsphinx, default) or canned transcripts (scripted)",
-    )
-    parser.add_argument(
-        "--transcript",
-        action="append",
-        dest="transcripts",
-        metavar="TEXT",
-        help="scripted engine: transcript of the next utterance (repeatable, cycles)",
     )
     parser.add_argument(
         "--token-ttl", type=float, default=1800.0, help="access token lifetime, seconds"
@@ -1138,9 +1124,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def emulator_from_args(args: argparse.Namespace) -> AiolaEmulator:
     """Build an (unstarted) emulator from :func:`add_cli_arguments` options."""
-    engine_options: Dict[str, Any] = {}
-    if args.engine == "scripted" and args.transcripts:
-        engine_options["transcripts"] = list(args.transcripts)
+    engine_options = engine_options_from_args(args)
     faults = AiolaFaults(
         max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout,
@@ -1167,25 +1151,4 @@ def emulator_from_args(args: argparse.Namespace) -> AiolaEmulator:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Serve until Ctrl+C or SIGTERM; print the base URL first."""
-    emu = emulator_from_args(args)
-    done = threading.Event()
-    previous: Any = None
-    in_main = threading.current_thread() is threading.main_thread()
-
-    def on_term(signum: int, frame: Optional[FrameType]) -> None:
-        done.set()
-
-    if in_main:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        with emu:
-            print(emu.base_url, flush=True)  # noqa: T201 - the CLI's one line of output
-            try:
-                while not done.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-    return 0
+    return serve_until_stopped(emulator_from_args(args))

@@ -34,12 +34,10 @@ import itertools
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 from http import HTTPStatus
-from types import FrameType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -47,6 +45,12 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
 from websockets.sync.server import Server, ServerConnection
+
+from voxsync.emulators._cli import (
+    add_server_arguments,
+    engine_options_from_args,
+    serve_until_stopped,
+)
 
 __all__ = [
     "DEFAULT_AUDIO_GAP_TIMEOUT",
@@ -787,32 +791,10 @@ class UhliveEmulator:
 # ------------------------------------------------------------------- CLI
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``voxsync emulate uhlive``."""
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (default %(default)s)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=0, help="TCP port; 0 picks a free one (default)"
-    )
+    add_server_arguments(parser)
     parser.add_argument("--realm", default="uhlive", help="OIDC realm (default %(default)s)")
     parser.add_argument("--client-id", help="accept only this client id (with --client-secret)")
     parser.add_argument("--client-secret", help="the secret of --client-id")
-    parser.add_argument(
-        "--engine",
-        choices=("pocketsphinx", "scripted"),
-        default="pocketsphinx",
-        help="recognition: real (pocketsphinx, default) or canned transcripts (scripted)",
-    )
-    parser.add_argument(
-        "--transcript",
-        action="append",
-        dest="transcripts",
-        metavar="TEXT",
-        help="scripted engine: transcript of the next utterance (repeatable, cycles)",
-    )
-    parser.add_argument(
-        "--vocabulary",
-        help="pocketsphinx: restrict recognition to these words (comma-separated)",
-    )
     parser.add_argument(
         "--bandwidth-extension",
         type=float,
@@ -859,11 +841,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def emulator_from_args(args: argparse.Namespace) -> UhliveEmulator:
     """Build an (unstarted) emulator from :func:`add_cli_arguments` options."""
-    engine_options: Dict[str, Any] = {}
-    if args.engine == "scripted" and args.transcripts:
-        engine_options["transcripts"] = list(args.transcripts)
-    if args.engine == "pocketsphinx" and args.vocabulary:
-        engine_options["vocabulary"] = [w.strip() for w in args.vocabulary.split(",") if w.strip()]
+    engine_options = engine_options_from_args(args)
     clients = None
     if args.client_id or args.client_secret:
         if not (args.client_id and args.client_secret):
@@ -893,25 +871,4 @@ def emulator_from_args(args: argparse.Namespace) -> UhliveEmulator:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Serve until Ctrl+C or SIGTERM; print the base URL first."""
-    emu = emulator_from_args(args)
-    done = threading.Event()
-    previous: Any = None
-    in_main = threading.current_thread() is threading.main_thread()
-
-    def on_term(signum: int, frame: Optional[FrameType]) -> None:
-        done.set()
-
-    if in_main:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        with emu:
-            print(emu.base_url, flush=True)  # noqa: T201 - the CLI's one line of output
-            try:
-                while not done.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-    return 0
+    return serve_until_stopped(emulator_from_args(args))
