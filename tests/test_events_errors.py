@@ -111,10 +111,21 @@ def test_redact_keeps_ordinary_text_and_removes_literal_secrets():
 
 
 def test_library_is_polite():
-    # no handlers installed, nothing configured, on any voxsync logger
+    # no handlers installed, nothing configured, on any voxsync logger (pytest's
+    # own capture handlers aside), even after the command line ran in-process
+    from voxsync.cli import main
+
+    assert main(["transcribe", "no-such-file.wav"]) == 1
     for name, logger in logging.root.manager.loggerDict.items():
         if name.startswith("voxsync") and isinstance(logger, logging.Logger):
-            assert not [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]
+            added = [
+                h
+                for h in logger.handlers
+                if not isinstance(h, logging.NullHandler)
+                and not type(h).__module__.startswith("_pytest")
+            ]
+            assert not added, (name, added)
+            assert logger.propagate, name
     assert voxsync.__version__
     assert "Transcript" in voxsync.__all__ and "connect" in voxsync.__all__
     for name in voxsync.__all__:

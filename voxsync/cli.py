@@ -615,14 +615,27 @@ def _safe_emulator_names() -> List[str]:
 # ------------------------------------------------------------------- main
 
 
-def _setup_logging(level: Optional[str], debug: bool) -> None:
+def _setup_logging(level: Optional[str], debug: bool) -> Callable[[], None]:
+    """Send voxsync's log records to stderr; return what undoes it.
+
+    The command is an application, so it configures logging, but only for
+    its own run: ``main()`` may be called in-process (tests, embedding).
+    """
     name = level or ("debug" if debug else "warning")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("voxsync")
+    saved = (list(root.handlers), root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, name.upper()))
     root.propagate = False
+
+    def restore() -> None:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        root.propagate = saved[2]
+
+    return restore
 
 
 def _error_message(exc: BaseException) -> Tuple[str, int]:
@@ -657,7 +670,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    _setup_logging(args.log_level, args.debug)
+    restore_logging = _setup_logging(args.log_level, args.debug)
     try:
         code: int = args.func(args, out, err)
         return code
@@ -678,3 +691,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return code
     finally:
         err.flush()
+        restore_logging()
