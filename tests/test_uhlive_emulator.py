@@ -21,6 +21,7 @@ from typing import Any, Iterator, List
 import pytest
 import requests
 import websocket
+from speech import wer
 
 from voxsync.audio.files import read_audio
 from voxsync.audio.format import AudioFormat
@@ -194,7 +195,8 @@ def test_vendor_guide_flow_with_real_recognition_at_8_khz() -> None:
         events = alice.leave_and_collect()
         alice.close()
     finals = " ".join(e.transcript for e in events if isinstance(e, AudioSegmentDecoded))
-    assert finals == TRANSCRIPTS["call_at_three.wav"]
+    # real recognition of narrowband audio: judged by word error rate, as documented
+    assert wer(TRANSCRIPTS["call_at_three.wav"], finals) <= 0.15, finals
     entities = [e for e in events if isinstance(e, EntityFound)]
     assert [(e.canonical, e.original, e.value) for e in entities] == [("3", "three", 3)]
 
