@@ -495,3 +495,22 @@ def test_repr_is_short_and_has_no_secret(server):
     conn = LoopbackConnection(server.port, token="s3cr3t-token")
     assert "s3cr3t" not in repr(conn)
     assert repr(conn).startswith("<LoopbackConnection loopback-")
+
+
+def test_only_the_first_failure_counts(server):
+    """A failure's consequences on other threads must not replace it as the cause."""
+
+    class Racing(LoopbackConnection):
+        def _deliver(self, event, name=None):
+            if isinstance(event, DisconnectedError) and str(event) == "first":
+                # another thread fails in the window before the shutdown starts
+                self._fail(DisconnectedError("consequence"))
+            super()._deliver(event, name)
+
+    conn = Racing(server.port).connect(timeout=5)
+    errors = record(conn, "error")
+    conn._fail(DisconnectedError("first"))
+    with pytest.raises(DisconnectedError, match="first"):
+        conn.wait(timeout=5)
+    assert [str(e) for e in errors] == ["first"]
+    assert str(conn.error) == "first"

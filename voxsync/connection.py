@@ -893,12 +893,13 @@ class Connection:
     def _fail(self, exc: VoxsyncError) -> None:
         """A fatal error: store it for ``wait()``/``send()``, emit ``error``, close.
 
-        Safe from any thread; does not wait for threads to end. Ignored if
-        the connection is already closing.
+        Safe from any thread; does not wait for threads to end. Only the
+        first failure counts: later ones (usually its consequences on other
+        threads) and failures while closing are logged at debug level.
         """
         with self._lock:
-            if self._closing:
-                log.debug("%s: error while closing: %s", self.name, exc)
+            if self._closing or self._fatal is not None:  # the first failure is the cause
+                log.debug("%s: error after the stream failed or while closing: %s", self.name, exc)
                 return
             self._fatal = exc
         log.error("%s: stream failed: %s", self.name, exc)
