@@ -339,6 +339,10 @@ class _SocketSession:
 
     # -------------------------------------------------------- output
     def push(self, message: List[Any], delay: bool = False) -> None:
+        if delay and self.state.stamp_events and isinstance(message[4], dict):
+            # serialised by the writer, which stamps the time it sends
+            self._out.put(([*message[:4], dict(message[4])], delay))
+            return
         self._out.put((json.dumps(message, ensure_ascii=False, separators=(",", ":")), delay))
 
     def push_raw(self, text: str) -> None:
@@ -349,10 +353,15 @@ class _SocketSession:
             item = self._out.get()
             if item is None:
                 return
-            text, delay = item
+            message, delay = item
             wait = self.state.faults.event_delay if delay else 0.0
             if wait > 0 and self.state.stopping.wait(wait):
                 return
+            if isinstance(message, str):
+                text = message
+            else:
+                message[4]["emitted_at"] = time.time()
+                text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
             try:
                 self.ws.send(text)
             except (ConnectionClosed, OSError, RuntimeError):

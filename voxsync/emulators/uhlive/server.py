@@ -140,6 +140,7 @@ class UhliveState:
         self.idle_timeout = idle_timeout
         self.audio_gap_timeout = audio_gap_timeout
         self.stopping = threading.Event()
+        self.stamp_events = False
         #: Default Recognition API parameters (``None``: the handler's own).
         self.bot_params: Optional[Dict[str, Any]] = None
         self._threads: Set[threading.Thread] = set()
@@ -369,6 +370,9 @@ class UhliveEmulator:
         Default: 0.6 with the pocketsphinx engine, 0 otherwise.
     faults : UhliveFaults, optional
         Faults to inject; also reachable as :attr:`faults`.
+    stamp_events : bool
+        Add ``"emitted_at"`` (``time.time()`` when the frame is written to the
+        socket) to the payload of every pushed event, for latency measurements.
     engine_options
         Passed to ``make_engine`` when ``engine`` is a string.
 
@@ -395,6 +399,7 @@ class UhliveEmulator:
         audio_gap_timeout: float = DEFAULT_AUDIO_GAP_TIMEOUT,
         faults: Optional[UhliveFaults] = None,
         bandwidth_extension: Optional[float] = None,
+        stamp_events: bool = False,
         **engine_options: Any,
     ) -> None:
         self.host = host
@@ -404,6 +409,7 @@ class UhliveEmulator:
         self.users = dict(users) if users is not None else None
         self.token_ttl = token_ttl
         self.state = UhliveState(faults or UhliveFaults(), idle_timeout, audio_gap_timeout)
+        self.state.stamp_events = stamp_events
         self._engine_spec = engine
         self._engine_options = engine_options
         if bandwidth_extension is not None and not 0.0 <= bandwidth_extension <= 1.0:
