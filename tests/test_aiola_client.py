@@ -575,9 +575,17 @@ def test_cli_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "lang_code": "en",
         "keywords": {"k eight s": "Kubernetes"},
     }
-    args = parser.parse_args(["--keywords", '{"a": "b"}'])
     monkeypatch.setenv("AIOLA_API_KEY", "env-key")
-    assert aiola_cli.options_from_args(args) == {"api_key": "env-key", "keywords": {"a": "b"}}
+    # an explicit token wins over the environment's API key
+    args = parser.parse_args(["--access-token", "T"])
+    assert aiola_cli.options_from_args(args) == {"access_token": "T"}
+    # without options the client itself reads the environment
+    args = parser.parse_args(["--keywords", '{"a": "b"}'])
+    assert aiola_cli.options_from_args(args) == {"keywords": {"a": "b"}}
+    create_connection(**aiola_cli.options_from_args(args))  # credentials from the environment
+    monkeypatch.delenv("AIOLA_API_KEY")
+    with pytest.raises(ConfigurationError, match="AIOLA_API_KEY"):
+        create_connection(**aiola_cli.options_from_args(args))
     with pytest.raises(ConfigurationError):
         aiola_cli.options_from_args(parser.parse_args(["--keywords", "[1, 2]"]))
     create_connection(**options)  # builds without connecting
@@ -612,3 +620,15 @@ def test_decode_event(name: str, data: Any, kind: type) -> None:
 def test_decode_event_redacts_tokens() -> None:
     ev = decode_event("transcript", "token eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0dXJl")
     assert "eyJhbGciOiJI" not in str(ev)
+
+
+def test_auth_host_follows_the_api_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pointing only the API host somewhere never sends the key to the public auth host."""
+    monkeypatch.delenv("AIOLA_AUTH_BASE_URL", raising=False)
+    monkeypatch.setenv("AIOLA_BASE_URL", "http://127.0.0.1:9")
+    assert AiolaClient(api_key="k").auth_base_url == "http://127.0.0.1:9"
+    assert AiolaClient(api_key="k", base_url="http://h:2").auth_base_url == "http://h:2"
+    monkeypatch.setenv("AIOLA_AUTH_BASE_URL", "http://auth:3")
+    assert AiolaClient(api_key="k").auth_base_url == "http://auth:3"
+    client = AiolaClient(api_key="k", auth_base_url="http://explicit:4")
+    assert client.auth_base_url == "http://explicit:4"

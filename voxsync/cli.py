@@ -327,7 +327,11 @@ def cmd_transcribe(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     for path in args.files:
         conn = _new_connection(args)
         fmt: AudioFormat = conn.audio_format
-        audio = _open_audio(path, fmt)
+        try:
+            audio = _open_audio(path, fmt)
+        except BaseException:
+            conn.close()  # e.g. the file went away after the check
+            raise
         display.source = path
         if many:
             display.header(path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any, Dict
 
@@ -70,7 +69,7 @@ def _keywords(value: str) -> Dict[str, str]:
     try:
         keywords = json.loads(text)
     except ValueError as exc:
-        raise ConfigurationError(f"--keywords: invalid JSON: {exc}") from None
+        raise ConfigurationError(f"--keywords: invalid JSON: {exc}") from exc
     if not isinstance(keywords, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in keywords.items()
     ):
@@ -83,8 +82,9 @@ def _keywords(value: str) -> Dict[str, str]:
 def options_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     """Keyword arguments of :func:`voxsync.aiola.create_connection` from parsed options."""
     options: Dict[str, Any] = {}
-    api_key = getattr(args, "aiola_api_key", None) or os.environ.get("AIOLA_API_KEY")
-    token = getattr(args, "aiola_access_token", None) or os.environ.get("AIOLA_ACCESS_TOKEN")
+    # without either option the client reads AIOLA_API_KEY / AIOLA_ACCESS_TOKEN itself
+    api_key = getattr(args, "aiola_api_key", None)
+    token = getattr(args, "aiola_access_token", None)
     if api_key:
         options["api_key"] = api_key
     elif token:

@@ -77,10 +77,10 @@ def jwt_claims(token: str) -> Dict[str, Any]:
     try:
         payload = parts[1] + "=" * (-len(parts[1]) % 4)
         claims = json.loads(base64.urlsafe_b64decode(payload))
-    except ValueError:
+    except ValueError as exc:
         raise AiolaAuthenticationError(
             "the access token's payload is not valid JSON", code="INVALID_TOKEN"
-        ) from None
+        ) from exc
     if not isinstance(claims, dict):
         raise AiolaAuthenticationError(
             "the access token's payload is not an object", code="INVALID_TOKEN"
@@ -135,11 +135,17 @@ class RestTransport:
         bearer: str,
         what: str,
         timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
         **kwargs: Any,
     ) -> Dict[str, Any]:
-        """Send with retries; return the JSON object body or raise a typed error."""
+        """Send with retries; return the JSON object body or raise a typed error.
+
+        ``timeout`` and ``max_retries`` override the transport's defaults for
+        this call (best-effort calls on a close path pass ``max_retries=0``).
+        """
         headers = {"Authorization": f"Bearer {bearer}", **kwargs.pop("headers", {})}
         timeout = self.timeout if timeout is None else timeout
+        retries = self.max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
             attempt += 1
@@ -161,7 +167,7 @@ class RestTransport:
                 if response.status_code < 500:
                     return self._result(response, what, bearer)
                 error = self._error(response, what, bearer)
-            if attempt > self.max_retries:
+            if attempt > retries:
                 raise error
             delay = self.backoff * 2 ** (attempt - 1)
             log.info("%s failed (%s); retry %d in %.1f s", what, error, attempt, delay)
@@ -172,10 +178,10 @@ class RestTransport:
             raise self._error(response, what, bearer)
         try:
             body = response.json()
-        except ValueError:
+        except ValueError as exc:
             raise RemoteProtocolError(
                 f"{what}: HTTP {response.status_code} with a body that is not JSON"
-            ) from None
+            ) from exc
         if not isinstance(body, dict):
             raise RemoteProtocolError(f"{what}: expected a JSON object, got {type(body).__name__}")
         return body

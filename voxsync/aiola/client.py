@@ -46,6 +46,23 @@ def _base(url: Optional[str], env: str, default: str) -> str:
     return value.rstrip("/")
 
 
+def _auth_base(auth_base_url: Optional[str], base_url: Optional[str]) -> str:
+    """The auth host: ``auth_base_url``, else ``$AIOLA_AUTH_BASE_URL``, else the API host
+    given (``base_url``, else ``$AIOLA_BASE_URL``), else aiOla's default auth host.
+
+    Pointing only the API host at a deployment (or an emulator, which serves
+    both) thus never sends the API key to the public auth host.
+    """
+    return _base(
+        auth_base_url
+        or os.environ.get(ENV_AUTH_BASE_URL)
+        or base_url
+        or os.environ.get(ENV_BASE_URL),
+        ENV_AUTH_BASE_URL,
+        DEFAULT_AUTH_BASE_URL,
+    )
+
+
 class AiolaClient:
     """Entry point to aiOla: ``client.stt.stream(...)``, ``client.stt.transcribe_file(...)``.
 
@@ -105,11 +122,7 @@ class AiolaClient:
                 "environment variable)"
             )
         self.base_url = _base(base_url, ENV_BASE_URL, DEFAULT_API_BASE_URL)
-        self.auth_base_url = _base(
-            auth_base_url or os.environ.get(ENV_AUTH_BASE_URL) or base_url,
-            ENV_AUTH_BASE_URL,
-            DEFAULT_AUTH_BASE_URL,
-        )
+        self.auth_base_url = _auth_base(auth_base_url, base_url)
         self.workflow_id = workflow_id
         self.timeout = timeout
         self._api_key = api_key or None
@@ -166,11 +179,7 @@ class AiolaClient:
         """
         if not api_key or not isinstance(api_key, str):
             raise ConfigurationError("grant_token() needs a non-empty api_key string")
-        base = _base(
-            auth_base_url or os.environ.get(ENV_AUTH_BASE_URL) or os.environ.get(ENV_BASE_URL),
-            ENV_AUTH_BASE_URL,
-            DEFAULT_AUTH_BASE_URL,
-        )
+        base = _auth_base(auth_base_url, None)
         rest = RestTransport(timeout=timeout, max_retries=max_retries)
         try:
             return cls._grant(rest, base, api_key, workflow_id)
@@ -225,11 +234,7 @@ class AiolaClient:
         ------
         AuthenticationError, ServerError, ConnectionError, TimeoutError
         """
-        base = _base(
-            auth_base_url or os.environ.get(ENV_AUTH_BASE_URL) or os.environ.get(ENV_BASE_URL),
-            ENV_AUTH_BASE_URL,
-            DEFAULT_AUTH_BASE_URL,
-        )
+        base = _auth_base(auth_base_url, None)
         rest = RestTransport(timeout=timeout)
         try:
             return rest.request(
@@ -280,7 +285,8 @@ class AiolaClient:
                 f"{self.auth_base_url}/voip-auth/session",
                 bearer=token,
                 what="close session",
-                timeout=5.0,
+                timeout=1.5,
+                max_retries=0,
             )
         except Exception as exc:  # best effort: the session expires anyway
             log.info("closing aiOla session %s failed: %s", self._session_id, exc)

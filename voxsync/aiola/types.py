@@ -151,10 +151,12 @@ class FileTranscript(_Record):
     metadata : dict
         ``file_duration``, ``language``, ``sample_rate``, ... as the service sent them.
     raw : Mapping
-        The whole response body (``result["transcript"]`` reads from it).
+        The whole response body. ``result["transcript"]`` reads the
+        :attr:`transcript` attribute, so it also works for services that
+        answer with ``itn_transcript`` only.
     """
 
-    _keys: ClassVar[Dict[str, str]] = {}
+    _keys: ClassVar[Dict[str, str]] = {"transcript": "transcript"}
 
     transcript: str
     raw_transcript: Optional[str] = None

@@ -709,6 +709,9 @@ class AiolaEmulator:
             log.warning(
                 "aiOla emulator: threads still running after stop: %s", [t.name for t in left]
             )
+        engine, self._engine = self._engine, None
+        if engine is not None and engine is not self._engine_spec:  # made by start()
+            engine.close()
         log.info("aiOla emulator on %s stopped", self.base_url)
 
     def __enter__(self) -> AiolaEmulator:
