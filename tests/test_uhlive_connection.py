@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from voxsync.errors import (
     DisconnectedError,
     LocalProtocolError,
     RemoteProtocolError,
+    VoxsyncError,
 )
 from voxsync.events import Transcript
 from voxsync.uhlive import (
@@ -430,3 +432,31 @@ def test_virtual_microphone(virtual_mic: Any) -> None:
             mic.stop()
     finals = rec.finals()
     assert finals[0].text == FOX and finals[0].speaker == "Alice"
+
+
+def test_tokens_stay_out_of_every_log(
+    emu: UhliveEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Client and emulator log at debug level (websockets logs request lines and headers)."""
+    token = emu.issue_token("acme")
+    with caplog.at_level(logging.DEBUG):
+        conn = connection(emu, token=token)
+        conn.connect()
+        conn.send(bytes(1600))
+        conn.finish(timeout=10)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "GET /socket/websocket" in text  # the emulator's request line was logged...
+    assert token not in text  # ...without the token
+    assert "acme-secret" not in text
+
+
+def test_connect_can_be_retried_after_a_failed_join(emu: UhliveEmulator) -> None:
+    emu.faults.drop_after_frames = 1  # the socket drops right after our join
+    conn = connection(emu)
+    with pytest.raises(VoxsyncError):
+        conn.connect(timeout=5)
+    assert conn.state == "idle"
+    emu.faults.drop_after_frames = None
+    conn.connect(timeout=5)  # a fresh join, not "the conversation is joining"
+    assert conn.connected
+    conn.finish(timeout=10)

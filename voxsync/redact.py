@@ -10,11 +10,12 @@ log lines::
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Dict
 
-__all__ = ["REDACTED", "SECRET_NAMES", "redact", "redact_headers", "secret_repr"]
+__all__ = ["REDACTED", "SECRET_NAMES", "RedactingFilter", "redact", "redact_headers", "secret_repr"]
 
 REDACTED = "***"
 
@@ -90,3 +91,18 @@ def redact_headers(headers: Mapping[str, Any]) -> Dict[str, Any]:
 def secret_repr(value: Any) -> str:
     """What a ``repr`` shows for a secret: ``'***'`` if set, ``None`` otherwise."""
     return "None" if value is None else repr(REDACTED)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts each record's message (see :func:`redact`).
+
+    voxsync attaches it to the loggers it hands to other libraries
+    (python-socketio, websockets), whose messages can carry URLs with tokens.
+    Attach it to a logger, not a handler, so every handler sees the redacted
+    text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True

@@ -64,7 +64,7 @@ from voxsync.errors import (
     VoxsyncError,
 )
 from voxsync.events import Event, Message, Reconnected, Reconnecting, Transcript, Translation
-from voxsync.redact import redact
+from voxsync.redact import RedactingFilter, redact
 
 __all__ = ["NAMESPACE", "SOCKETIO_PATH", "AiolaConnection", "decode_event"]
 
@@ -73,7 +73,7 @@ _SIO_LOG = logging.getLogger("voxsync.aiola.socketio")
 _EIO_LOG = logging.getLogger("voxsync.aiola.engineio")
 
 
-class _TransportLogFilter(logging.Filter):
+class _TransportLogFilter(RedactingFilter):
     """Records of python-socketio / python-engineio as voxsync logs them.
 
     Their messages can contain URLs with the token in the query: redacted.
@@ -83,8 +83,7 @@ class _TransportLogFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = None
+        super().filter(record)
         if record.levelno == logging.WARNING:
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True

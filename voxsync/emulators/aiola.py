@@ -79,7 +79,7 @@ from voxsync.emulators._cli import (
     engine_options_from_args,
     serve_until_stopped,
 )
-from voxsync.redact import redact
+from voxsync.redact import RedactingFilter, redact
 
 __all__ = [
     "NAMESPACE",
@@ -91,6 +91,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# the server libraries' loggers: their messages can carry tokens (query strings)
+_SIO_LOG = logging.getLogger(f"{__name__}.socketio")
+_EIO_LOG = logging.getLogger(f"{__name__}.engineio")
+for _logger in (_SIO_LOG, _EIO_LOG):
+    _logger.addFilter(RedactingFilter())
 
 #: Engine.IO path of the streaming service (no leading slash, as python-socketio wants it).
 SOCKETIO_PATH = "api/voice-streaming/socket.io"
@@ -634,8 +639,8 @@ class AiolaEmulator:
             ping_interval=self._ping[0],
             ping_timeout=self._ping[1],
             max_http_buffer_size=4_000_000,
-            logger=logging.getLogger(f"{__name__}.socketio"),
-            engineio_logger=logging.getLogger(f"{__name__}.engineio"),
+            logger=_SIO_LOG,
+            engineio_logger=_EIO_LOG,
         )
         self._register_handlers(self._sio)
         app = socketio.WSGIApp(self._sio, self._rest_app, socketio_path=SOCKETIO_PATH)

@@ -51,6 +51,11 @@ from voxsync.emulators._cli import (
     engine_options_from_args,
     serve_until_stopped,
 )
+from voxsync.redact import RedactingFilter
+
+# websockets logs request lines and headers at debug level: tokens in them are redacted
+_WS_LOG = logging.getLogger("voxsync.emulators.uhlive.websockets")
+_WS_LOG.addFilter(RedactingFilter())
 
 __all__ = [
     "DEFAULT_AUDIO_GAP_TIMEOUT",
@@ -753,7 +758,7 @@ class UhliveEmulator:
         return response
 
     def _serve_websocket(self, sock: socket.socket) -> None:
-        protocol = ServerProtocol(max_size=2**22, logger=log)
+        protocol = ServerProtocol(max_size=2**22, logger=_WS_LOG)
         conn = _TrackedConnection(
             sock,
             protocol,
