@@ -514,3 +514,17 @@ def test_only_the_first_failure_counts(server):
         conn.wait(timeout=5)
     assert [str(e) for e in errors] == ["first"]
     assert str(conn.error) == "first"
+
+
+def test_transport_failure_is_a_disconnected_error(server):
+    """A provider's ConnectionError on an open stream reaches wait() as DisconnectedError."""
+    from voxsync.errors import ConnectionError as VoxsyncConnectionError
+
+    class Failing(LoopbackConnection):
+        def _read_loop(self):
+            raise VoxsyncConnectionError("socket reset")
+
+    conn = Failing(server.port).connect(timeout=5)
+    with pytest.raises(DisconnectedError, match="socket reset") as info:
+        conn.wait(timeout=5)
+    assert isinstance(info.value.__cause__, VoxsyncConnectionError)

@@ -54,6 +54,7 @@ from pyee import EventEmitter
 from voxsync.audio.format import AudioFormat
 from voxsync.errors import (
     ConfigurationError,
+    ConnectionError,
     DisconnectedError,
     HandlerError,
     LocalProtocolError,
@@ -1014,9 +1015,14 @@ class Connection:
             self._fail(DisconnectedError("the service closed the stream"))
 
     def _wrap_transport_error(self, doing: str, exc: Exception) -> VoxsyncError:
-        if isinstance(exc, VoxsyncError):
+        # a transport failure on an open stream is a DisconnectedError for every
+        # provider; other voxsync errors (server errors, protocol errors) stay as they are
+        if isinstance(exc, VoxsyncError) and not (
+            isinstance(exc, ConnectionError) and not isinstance(exc, DisconnectedError)
+        ):
             return exc
-        err = DisconnectedError(f"{doing} failed: {type(exc).__name__}: {exc}")
+        detail = str(exc) if isinstance(exc, VoxsyncError) else f"{type(exc).__name__}: {exc}"
+        err = DisconnectedError(f"{doing} failed: {detail}")
         err.__cause__ = exc
         return err
 

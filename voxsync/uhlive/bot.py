@@ -37,7 +37,6 @@ import threading
 import time
 from typing import Any, Callable, ClassVar, FrozenSet, List, Optional, Tuple, Type, Union
 
-from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection, State
 from voxsync.errors import (
     ConfigurationError,
@@ -51,6 +50,7 @@ from voxsync.errors import (
 from voxsync.events import Message, Transcript
 from voxsync.transport.websocket import WebSocketTransport
 from voxsync.uhlive.auth import build_bot_url, get_token
+from voxsync.uhlive.connection import AUDIO_FORMATS  # shared with conversations
 from voxsync.uhlive.recognition import (
     ERROR_EVENTS,
     Closed,
@@ -69,16 +69,9 @@ from voxsync.uhlive.recognition import (
     error_from_event,
 )
 
-__all__ = ["AUDIO_FORMATS", "BotConnection", "create_bot"]
+__all__ = ["BotConnection", "create_bot"]
 
 log = logging.getLogger(__name__)
-
-#: What :meth:`BotConnection.send` expects, per ``audio_codec``.
-AUDIO_FORMATS = {
-    "linear": AudioFormat(8000, 1, "pcm_s16le"),
-    "g711a": AudioFormat(8000, 1, "alaw"),
-    "g711u": AudioFormat(8000, 1, "mulaw"),
-}
 
 #: The silence byte of each codec (16-bit zero, G.711 A-law and mu-law zero).
 _SILENCE_BYTE = {"linear": b"\x00", "g711a": b"\xd5", "g711u": b"\xff"}
@@ -204,7 +197,6 @@ class BotConnection(Connection):
         self._open_args = (custom_id, channel_id, audio_codec, session_id)
         self._command_timeout = command_timeout
         self._silence = _SILENCE_BYTE[audio_codec] * fmt.nbytes(silence_chunk_ms / 1000.0)
-        self._silence_s = silence_chunk_ms / 1000.0
         self._rec = Recognizer()
         self._rec_lock = threading.RLock()
         self._waiters: List[_Waiter] = []
@@ -234,6 +226,8 @@ class BotConnection(Connection):
     # ------------------------------------------------------------ transport hooks
     def _open(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        with self._rec_lock:  # a failed earlier attempt may have left OPEN pending
+            self._rec = Recognizer()
         token = self._token
         if not token:
             client_id, client_secret, user_id, user_pwd = self._credentials
@@ -333,6 +327,12 @@ class BotConnection(Connection):
 
     def _send_audio(self, chunk: bytes) -> None:
         with self._rec_lock:
+            if self._rec.state is RecognizerState.NO_SESSION and (
+                self._close_sent or self._finishing
+            ):
+                # our CLOSE was answered: audio still queued has no session to go to
+                log.debug("%s: %d bytes after the session closed, not sent", self.name, len(chunk))
+                return
             frame = self._rec.send_audio_chunk(chunk)
         transport = self._transport
         if transport is None:
@@ -366,9 +366,14 @@ class BotConnection(Connection):
             try:
                 event = self._rec.receive(data)
             except RemoteProtocolError as exc:
-                log.warning("%s: %s", self.name, exc)
-                self._deliver(exc)
-                return None
+                malformed: Optional[RemoteProtocolError] = exc
+            else:
+                malformed = None
+        if malformed is not None:  # delivered outside the lock: _deliver may wait for room
+            log.warning("%s: %s", self.name, malformed)
+            self._deliver(malformed)
+            return None
+        with self._rec_lock:
             waiters = list(self._waiters)
             close_frame = None
             if (

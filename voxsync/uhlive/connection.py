@@ -269,7 +269,6 @@ class ConversationConnection(Connection):
         self._ws: Optional[WebSocketTransport] = None
         self._transport_lock = threading.Lock()
         self._leaving = False
-        self._ended = False
 
     # ------------------------------------------------------------ info
     @property
@@ -321,6 +320,8 @@ class ConversationConnection(Connection):
                 raise TimeoutError(f"connecting to Uh!ive took more than {timeout} s")
             return left
 
+        with self._codec_lock:  # a failed earlier attempt may have left a join pending
+            self._codec = Conversation(self.identifier, self.conversation_id, self.speaker)
         token = self._token
         if token is None:
             token = get_token(
@@ -350,9 +351,11 @@ class ConversationConnection(Connection):
                 raise ConnectionError("Uh!ive closed the socket before answering the join")
             with self._codec_lock:
                 event = self._codec.receive(data)
-                joined = self._codec.joined
+                joined, left = self._codec.joined, self._codec.left
             if joined:
                 break
+            if left:
+                raise ConnectionError("Uh!ive closed the channel before accepting the join")
             if not isinstance(event, Ok):
                 self._handle(event)
         self._connect_info = {
@@ -387,9 +390,7 @@ class ConversationConnection(Connection):
                 if not self._leaving:
                     self._server_ended(event)
                     return
-                if not self._ended:
-                    self._ended = True
-                    self._stream_ended()
+                self._stream_ended()
 
     def _server_ended(self, event: Event) -> None:
         if isinstance(event, SpeakerLeft) and event.reason:
@@ -411,6 +412,9 @@ class ConversationConnection(Connection):
 
     def _write_chunk(self, chunk: bytes) -> None:
         with self._codec_lock:
+            if self._codec.left:  # the service ended our session: the reader reports why
+                log.debug("%s: %d bytes after our session ended, not sent", self.name, len(chunk))
+                return
             frame = self._codec.send_audio_chunk(chunk)
         transport = self._ws
         if transport is None:

@@ -625,7 +625,7 @@ def _loads(data: str | bytes | bytearray | memoryview) -> Any:
         except UnicodeDecodeError as exc:
             raise _fail("binary frame that is not UTF-8 text") from exc
     if not isinstance(data, str):
-        raise TypeError(f"receive() takes str or bytes, got {type(data).__name__}")
+        raise ConfigurationError(f"receive() takes str or bytes, got {type(data).__name__}")
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
