@@ -441,3 +441,24 @@ def test_sample_runs_against_the_emulator(
     out = capsys.readouterr().out
     assert "heard 'no' -> False" in out
     assert "GramLoadFailure" in out
+
+
+def test_token_from_an_explicit_auth_server(
+    scripted_emu: UhliveEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "UHLIVE_AUTH_SERVER",
+        "UHLIVE_AUTH_REALM",
+        "UHLIVE_API_CLIENT",
+        "UHLIVE_API_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    bot = BotConnection(
+        client_id="acme",
+        client_secret="acme-secret",
+        auth_server=scripted_emu.base_url,
+        api_url=scripted_emu.ws_url,
+    )
+    bot.connect(timeout=10)
+    assert bot.channel_id
+    bot.close()

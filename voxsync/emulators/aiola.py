@@ -97,6 +97,15 @@ _EIO_LOG = logging.getLogger(f"{__name__}.engineio")
 for _logger in (_SIO_LOG, _EIO_LOG):
     _logger.addFilter(RedactingFilter())
 
+
+def _best_effort(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call ``fn`` for a teardown step whose failure changes nothing; log it at debug."""
+    try:
+        fn(*args, **kwargs)
+    except Exception:
+        log.debug("aiOla emulator: %s failed", what, exc_info=True)
+
+
 #: Engine.IO path of the streaming service (no leading slash, as python-socketio wants it).
 SOCKETIO_PATH = "api/voice-streaming/socket.io"
 #: Socket.IO namespace of the streaming events.
@@ -415,8 +424,7 @@ class _Stream:
             if self.closed:
                 return
             self.closed = True
-            with contextlib.suppress(Exception):
-                self.engine_session.close()
+            _best_effort("closing an engine session", self.engine_session.close)
         self.outbox.put(_STOP)
 
     def _deadline(self) -> Optional[float]:
@@ -464,8 +472,7 @@ class _Stream:
                     self.emu._drop(self)
             if faults.idle_timeout is not None and now >= self.last_audio + faults.idle_timeout:
                 log.info("stream %s idle for %.1f s: disconnecting", self.sid, faults.idle_timeout)
-                with contextlib.suppress(Exception):
-                    sio.disconnect(self.sid, namespace=NAMESPACE)
+                _best_effort("an idle disconnect", sio.disconnect, self.sid, namespace=NAMESPACE)
                 self.last_audio = float("inf")
 
 
@@ -680,8 +687,7 @@ class AiolaEmulator:
         with self._lock:
             sids = list(self._streams)
         for sid in sids:
-            with contextlib.suppress(Exception):
-                sio.disconnect(sid, namespace=NAMESPACE)
+            _best_effort("disconnecting a stream", sio.disconnect, sid, namespace=NAMESPACE)
         deadline = time.monotonic() + 1.0 if sids else 0.0
         while time.monotonic() < deadline and any(
             not (s.closed or s.closing) and not s.queue.empty()
@@ -694,8 +700,12 @@ class AiolaEmulator:
         for eio_sid in list(eio.sockets):
             eio_socket = eio.sockets.pop(eio_sid, None)
             if eio_socket is not None:
-                with contextlib.suppress(Exception):
-                    eio_socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+                _best_effort(
+                    "closing a transport",
+                    eio_socket.close,
+                    wait=False,
+                    reason=eio.reason.SERVER_DISCONNECT,
+                )
         with self._lock:
             streams = list(self._streams.values())
             self._streams.clear()
@@ -707,8 +717,7 @@ class AiolaEmulator:
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(Exception):
-            sio.shutdown()
+        _best_effort("shutting the Socket.IO server down", sio.shutdown)
         left = self._threads.join_all(_JOIN_TIMEOUT)
         if left:
             log.warning(
@@ -764,16 +773,29 @@ class AiolaEmulator:
 
     def issue_access_token(self, ttl: Optional[float] = None, workflow_id: str = "emulator") -> str:
         """An access token as ``POST /voip-auth/session`` would return (opens a session)."""
+        return self._open_session(ttl, workflow_id, limit=None)[0]
+
+    def _open_session(
+        self, ttl: Optional[float], workflow_id: str, limit: Optional[int]
+    ) -> Tuple[str, str]:
+        """Take a concurrency slot (checked and taken at once) and issue its token."""
         session_id = uuid.uuid4().hex
         ttl = self.token_ttl if ttl is None else ttl
         now = time.time()
         with self._lock:
             for sid in [k for k, exp in self._sessions.items() if exp <= now]:
                 del self._sessions[sid]  # expired: the slot is free again
+            if limit is not None and len(self._sessions) >= limit:
+                raise _Refused(
+                    409,
+                    "MAX_CONCURRENCY_REACHED",
+                    f"Maximum concurrent sessions ({limit}) reached; close a session first",
+                )
             self._sessions[session_id] = now + ttl
-        return self._tokens.issue(
+        token = self._tokens.issue(
             {"type": "access", "sessionId": session_id, "workflow_id": workflow_id}, ttl
         )
+        return token, session_id
 
     def _track_request_socket(self, sock: socket.socket, add: bool) -> None:
         with self._lock:
@@ -808,8 +830,7 @@ class AiolaEmulator:
             return
         eio_socket = self._sio.eio.sockets.pop(stream.eio_sid, None)
         if eio_socket is not None:  # polling: end the session without a goodbye
-            with contextlib.suppress(Exception):
-                eio_socket.close(wait=False, abort=True)
+            _best_effort("dropping a polling session", eio_socket.close, wait=False, abort=True)
 
     def _check_access(self, token: str) -> Dict[str, Any]:
         if self.faults.refuse_auth:
@@ -892,16 +913,8 @@ class AiolaEmulator:
         workflow_id = body.get("workflow_id") if isinstance(body, dict) else None
         if not isinstance(workflow_id, str) or not workflow_id:
             raise _Refused(400, "VALIDATION_ERROR", "workflow_id is required")
-        limit = self.faults.max_sessions
-        if limit is not None and self.active_sessions >= limit:
-            raise _Refused(
-                409,
-                "MAX_CONCURRENCY_REACHED",
-                f"Maximum concurrent sessions ({limit}) reached; close a session first",
-            )
-        token = self.issue_access_token(workflow_id=workflow_id)
-        claims = json.loads(_b64url_decode(token.split(".")[1]))
-        return _json_response({"jwt": token, "sessionId": claims["sessionId"]})
+        token, session_id = self._open_session(None, workflow_id, self.faults.max_sessions)
+        return _json_response({"jwt": token, "sessionId": session_id})
 
     def _delete_session(self, request: Request) -> Response:
         claims = self._check_access(self._bearer(request))

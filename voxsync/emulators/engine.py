@@ -40,6 +40,7 @@ from voxsync.local.recognizer import (
     Recognizer,
     Segment,
     build_decoder,
+    check_sample_rate,
 )
 
 __all__ = [
@@ -54,14 +55,6 @@ __all__ = [
 
 #: The kinds :func:`make_engine` accepts.
 ENGINE_KINDS = ("pocketsphinx", "scripted")
-
-
-def _check_rate(sample_rate: int) -> int:
-    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool):
-        raise ConfigurationError(f"sample_rate must be an int, got {sample_rate!r}")
-    if not 4000 <= sample_rate <= 192000:
-        raise ConfigurationError(f"sample_rate must be 4000..192000 Hz, got {sample_rate}")
-    return sample_rate
 
 
 class EngineSession(abc.ABC):
@@ -215,7 +208,7 @@ class PocketsphinxEngine(Engine):
         self._idle: List[Any] = [build_decoder(self.options)]
 
     def new_session(self, sample_rate: int = 16000) -> EngineSession:
-        _check_rate(sample_rate)
+        check_sample_rate(sample_rate)  # before a pooled decoder is taken
         with self._lock:
             decoder = self._idle.pop() if self._idle else None
         if decoder is None:
@@ -458,7 +451,7 @@ class ScriptedEngine(Engine):
         return max(1, sample_rate * self.partial_ms // 1000)
 
     def new_session(self, sample_rate: int = 16000) -> EngineSession:
-        return _ScriptedSession(self, _check_rate(sample_rate))
+        return _ScriptedSession(self, check_sample_rate(sample_rate))
 
     def __repr__(self) -> str:
         mode = f"every_bytes={self.every_bytes}" if self.every_bytes else "utterances"

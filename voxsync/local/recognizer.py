@@ -238,6 +238,20 @@ def build_decoder(options: Optional[DecoderOptions] = None) -> Any:
     return decoder
 
 
+def check_sample_rate(sample_rate: int) -> int:
+    """Return ``sample_rate`` if it is an int from 4000 to 192000 Hz, else raise.
+
+    Raises
+    ------
+    ConfigurationError
+    """
+    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool):
+        raise ConfigurationError(f"sample_rate must be an int, got {sample_rate!r}")
+    if not 4000 <= sample_rate <= 192000:
+        raise ConfigurationError(f"sample_rate must be 4000..192000 Hz, got {sample_rate}")
+    return sample_rate
+
+
 def _add_prime_search(decoder: Any) -> None:
     """Add the cheap search :class:`Recognizer` uses to estimate the cepstral mean.
 
@@ -309,10 +323,7 @@ class Recognizer:
     ) -> None:
         from pocketsphinx import Vad
 
-        if not isinstance(sample_rate, int) or not 4000 <= sample_rate <= 192000:
-            raise ConfigurationError(
-                f"sample_rate must be an int from 4000 to 192000 Hz, got {sample_rate!r}"
-            )
+        check_sample_rate(sample_rate)
         self._check_timing(silence_ms, partial_ms)
         if vad_mode not in (0, 1, 2, 3):
             raise ConfigurationError(f"vad_mode must be 0, 1, 2 or 3, got {vad_mode!r}")
@@ -320,7 +331,9 @@ class Recognizer:
         if decoder is None:
             decoder = build_decoder(options)
         elif decoder.current_search() != _PRIME_SEARCH:
-            _add_prime_search(decoder)  # a decoder not made by build_decoder()
+            # a decoder used before (pooled) or made elsewhere; re-adding the
+            # search while it is the active one would crash pocketsphinx
+            _add_prime_search(decoder)
         self._decoder = decoder
         self._frate = int(self._decoder.config["frate"])
         # the rate of the acoustic model (16 kHz for the bundled one)

@@ -124,6 +124,9 @@ class BotConnection(Connection):
         ``UHLIVE_API_SECRET``), since a token must be used within minutes.
     client_id, client_secret, user_id, user_pwd : str, optional
         Credentials for :func:`voxsync.uhlive.auth.get_token`.
+    auth_server, realm : str, optional
+        Where to request the token; default ``UHLIVE_AUTH_SERVER`` /
+        ``UHLIVE_AUTH_REALM`` or Uh!ive's (as for conversations).
     api_url : str, optional
         API base URL; default ``UHLIVE_API_URL`` or ``wss://api.uh.live``.
     custom_id : str
@@ -165,6 +168,8 @@ class BotConnection(Connection):
         client_secret: Optional[str] = None,
         user_id: str = "",
         user_pwd: str = "",
+        auth_server: Optional[str] = None,
+        realm: Optional[str] = None,
         api_url: Optional[str] = None,
         custom_id: str = "",
         channel_id: str = "",
@@ -193,6 +198,8 @@ class BotConnection(Connection):
         super().__init__(fmt, keepalive_interval=silence_chunk_ms / 1000.0, **options)
         self._token = token
         self._credentials = (client_id, client_secret, user_id, user_pwd)
+        self._auth_server = auth_server
+        self._realm = realm
         self._api_url = api_url
         self._open_args = (custom_id, channel_id, audio_codec, session_id)
         self._command_timeout = command_timeout
@@ -229,9 +236,17 @@ class BotConnection(Connection):
         with self._rec_lock:  # a failed earlier attempt may have left OPEN pending
             self._rec = Recognizer()
         token = self._token
-        if not token:
+        if token is None:
             client_id, client_secret, user_id, user_pwd = self._credentials
-            token = get_token(client_id, client_secret, user_id, user_pwd, timeout=timeout)
+            token = get_token(
+                client_id,
+                client_secret,
+                user_id,
+                user_pwd,
+                timeout=timeout,
+                auth_server=self._auth_server,
+                realm=self._realm,
+            )
         transport = WebSocketTransport(
             build_bot_url(self._api_url),
             headers={"Authorization": f"bearer {token}"},

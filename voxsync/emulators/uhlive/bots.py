@@ -436,8 +436,7 @@ class _BotSession:
         self.session_state = _NO_SESSION
         self.channel_id = ""
         self.codec = "linear"
-        self.params: Dict[str, Any] = dict(DEFAULT_PARAMS)
-        self.params.update(getattr(state, "bot_params", None) or {})
+        self.params = self.initial_params()
         self.grammars: Dict[str, str] = {}
         self.job: Optional[_Recognition] = None
         self.pcm_residue = b""
@@ -664,13 +663,17 @@ class _BotSession:
         self.session_state = _IDLE
         self.send_event("STOPPED", rid)
 
+    def initial_params(self) -> Dict[str, Any]:
+        """New session parameters: the defaults, with the emulator's ``bot_params`` over them."""
+        return {**DEFAULT_PARAMS, **(getattr(self.state, "bot_params", None) or {})}
+
     def cmd_close(
         self, rid: int, frame: Dict[str, Any], headers: Dict[str, Any], body: str
     ) -> None:
         self.session_state = _NO_SESSION
         self.send_event("CLOSED", rid)
         self.grammars.clear()
-        self.params = dict(DEFAULT_PARAMS)
+        self.params = self.initial_params()
 
     # -- audio and recognition
 
