@@ -460,3 +460,35 @@ def test_connect_can_be_retried_after_a_failed_join(emu: UhliveEmulator) -> None
     conn.connect(timeout=5)  # a fresh join, not "the conversation is joining"
     assert conn.connected
     conn.finish(timeout=10)
+
+
+def test_one_alias_one_speaker_even_when_joins_race() -> None:
+    # real recognition: each join builds a decoder, which made the race window wide
+    with UhliveEmulator() as emu:
+        _race_joins(emu)
+
+
+def _race_joins(emu: UhliveEmulator) -> None:
+    conns = [connection(emu, speaker="Alice") for _ in range(5)]
+    barrier = threading.Barrier(len(conns))
+    outcomes: List[Any] = []
+
+    def join(conn: ConversationConnection) -> None:
+        barrier.wait(5)
+        try:
+            conn.connect(timeout=10)
+            outcomes.append("joined")
+        except VoxsyncError as exc:
+            outcomes.append(exc)
+
+    threads = [
+        threading.Thread(target=join, args=(c,), name=f"join-{i}") for i, c in enumerate(conns)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert outcomes.count("joined") == 1, outcomes
+    assert all("already in the conversation" in str(o) for o in outcomes if o != "joined")
+    for conn in conns:
+        conn.close()

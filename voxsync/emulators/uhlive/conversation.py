@@ -38,7 +38,7 @@ import queue
 import re
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection
@@ -285,12 +285,27 @@ class ConversationHub:
         """Serve one accepted socket until it closes (the calling thread)."""
         _SocketSession(self, ws, claims).run()
 
-    def room(self, topic: str) -> _Room:
+    def admit(
+        self, topic: str, speaker: str, readonly: bool, make: Callable[[_Room], _Member]
+    ) -> Optional[_Member]:
+        """Add the member ``make(room)`` to the conversation, or None if ``speaker`` is taken.
+
+        Looking the room up, checking the alias and adding the member happen
+        at once, so two joins cannot take one alias and a join cannot land
+        in a room being discarded. ``make`` runs under the locks: keep it cheap.
+        """
         with self._lock:
             room = self._rooms.get(topic)
             if room is None:
                 room = self._rooms[topic] = _Room(topic)
-            return room
+            with room.lock:
+                if not readonly and any(
+                    m.speaker == speaker and not m.readonly for m in room.members
+                ):
+                    return None
+                member = make(room)
+                room.members.append(member)
+                return member
 
     def discard(self, member: _Member) -> None:
         room = member.room
@@ -608,18 +623,21 @@ class _SocketSession:
                 jref, ref, topic, f"unsupported audio codec {codec!r}; use linear, g711a or g711u"
             )
             return
-        room = self.hub.room(topic)
-        with room.lock:
-            taken = any(m.speaker == speaker and not m.readonly for m in room.members)
-        if taken and not readonly:
-            self.error(jref, ref, topic, f"speaker {speaker!r} is already in the conversation")
-            return
         rate = 16000 if self.hub.bandwidth_extension > 0 else SAMPLE_RATE
         engine_session = None if readonly else self.hub.engine.new_session(rate)
-        member = _Member(self, room, jref, payload, engine_session)
-        self.reply(jref, ref, topic, True)
-        with room.lock:
-            room.members.append(member)
+
+        def make(room: _Room) -> _Member:
+            new = _Member(self, room, jref, payload, engine_session)
+            self.reply(jref, ref, topic, True)  # queued before any event of the room
+            return new
+
+        member = self.hub.admit(topic, speaker, readonly, make)
+        if member is None:
+            if engine_session is not None:
+                engine_session.close()
+            self.error(jref, ref, topic, f"speaker {speaker!r} is already in the conversation")
+            return
+        room = member.room
         self.member = member
         if not readonly:
             room.broadcast(
