@@ -375,8 +375,12 @@ def test_events_iterator_yields_everything_then_ends(server):
 
 
 def test_events_iterator_timeout(server):
-    conn = LoopbackConnection(server.port).connect(timeout=5)
+    conn = LoopbackConnection(server.port)
+    dispatched = threading.Event()
+    conn.on("connect", dispatched.set)
+    conn.connect(timeout=5)
     try:
+        assert dispatched.wait(5)  # subscribe after "connect" went out: nothing else comes
         it = conn.events(timeout=0.2)
         with pytest.raises(TimeoutError):
             next(it)
