@@ -27,6 +27,7 @@ from voxsync.errors import (
     DisconnectedError,
     RemoteProtocolError,
     ServerError,
+    VoxsyncError,
 )
 from voxsync.events import Message, Transcript, Translation
 
@@ -632,3 +633,63 @@ def test_auth_host_follows_the_api_host(monkeypatch: pytest.MonkeyPatch) -> None
     assert AiolaClient(api_key="k").auth_base_url == "http://auth:3"
     client = AiolaClient(api_key="k", auth_base_url="http://explicit:4")
     assert client.auth_base_url == "http://explicit:4"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def access_token_for_tests() -> str:
+    """A syntactically valid JWT that expires in an hour (any signature)."""
+    import base64
+    import json as _json
+    import time as _time
+
+    def part(obj: Any) -> str:
+        return base64.urlsafe_b64encode(_json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    claims = {"exp": int(_time.time()) + 3600, "iat": int(_time.time()), "sessionId": "s-secret"}
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJlLXNlY3JldA"
+
+
+def test_a_failed_connect_keeps_the_token_out_of_the_traceback() -> None:
+    """python-socketio's exceptions hold the request URL; voxsync must not chain them."""
+    import traceback
+
+    token = access_token_for_tests()
+    base = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    client = AiolaClient(access_token=token, base_url=base, auth_base_url=base)
+    conn = client.stt.stream(lang_code="en", execution_id="run-4031", reconnection_attempts=0)
+    with pytest.raises(VoxsyncError) as info:
+        conn.connect(timeout=3)
+    # a refused TCP connection, not credentials: "4031" in the URL must not look like HTTP 403
+    assert not isinstance(info.value, AuthenticationError), info.value
+    text = "".join(traceback.format_exception(info.type, info.value, info.tb))
+    assert token not in text
+    assert token.split(".")[1] not in text
+
+
+def test_unpaced_audio_over_polling_stays_within_the_send_queue(scripted: AiolaEmulator) -> None:
+    """engine.io queues without a bound; voxsync keeps back-pressure in its own queue."""
+    errors: List[Any] = []
+    texts: List[str] = []
+    with client_for(scripted) as client:
+        conn = client.stt.stream(transports=("polling",), queue_size=4, send_timeout=30)
+        conn.on("error", errors.append)
+        conn.on("transcript", lambda ev: texts.append(ev.text))
+        conn.connect(timeout=10)
+        peak = 0
+        for _ in range(48):  # 3 s of audio, as fast as send() returns
+            conn.send(bytes(2000))
+            peak = max(peak, conn._sio.eio.queue.qsize())
+        conn.finish(timeout=30)
+    assert errors == []
+    assert texts[:3] == ["one", "two", "three"]
+    # one binary emit is two engine.io packets: the event and its attachment
+    from voxsync.aiola import stream
+
+    assert peak <= stream._EIO_BACKLOG + 2

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -86,11 +87,19 @@ class _TransportLogFilter(RedactingFilter):
         super().filter(record)
         if record.levelno == logging.WARNING:
             record.levelno, record.levelname = logging.INFO, "INFO"
+            # the level check ran before the demotion: redo it for INFO
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
         return True
 
 
 for _logger in (_SIO_LOG, _EIO_LOG):
     _logger.addFilter(_TransportLogFilter())
+
+#: engine.io's message for a refused handshake ("Unexpected status code 401 ...")
+_AUTH_STATUS = re.compile(r"status code (401|403)\b")
+
+#: packets allowed to wait in engine.io's (unbounded) send queue
+_EIO_BACKLOG = 8
 
 SOCKETIO_PATH = "/api/voice-streaming/socket.io"
 NAMESPACE = "/events"
@@ -530,12 +539,16 @@ class AiolaConnection(Connection):
                 wait=True,
                 wait_timeout=max(0.1, deadline - time.monotonic()),
             )
+        # not chained (from None): python-socketio's exceptions hold the request
+        # URL, whose query carries the token; the redacted text is in the message
         except socketio.exceptions.ConnectionError as exc:
             self._safe_disconnect(sio)
-            raise self._connect_failure(exc, token) from exc
+            raise self._connect_failure(exc, token) from None
         except Exception as exc:
             self._safe_disconnect(sio)
-            raise ConnectionError(f"cannot connect to aiOla: {redact(exc, [token])}") from exc
+            raise ConnectionError(
+                f"cannot connect to aiOla: {type(exc).__name__}: {redact(exc, [token])}"
+            ) from None
         with self._sio_lock:
             stale = self._stop.is_set()
             previous = None
@@ -573,7 +586,7 @@ class AiolaConnection(Connection):
                 code=str(code) if code else None,
                 raw=data,
             )
-        if "401" in text or "403" in text:
+        if _AUTH_STATUS.search(text):
             return AuthenticationError(f"aiOla refused the credentials: {text}")
         if "timed out" in text.lower() or "timeout" in text.lower():
             return TimeoutError(f"aiOla did not accept the stream in time: {text}")
@@ -688,6 +701,13 @@ class AiolaConnection(Connection):
         deadline = time.monotonic() + self._reconnect_bound()
         while True:
             sio = self._await_ready(deadline)
+            # engine.io queues packets without a bound: keep its backlog small so
+            # back-pressure lands in voxsync's send queue and its overflow policy
+            while sio.eio.queue.qsize() > _EIO_BACKLOG:
+                if self._stop.wait(0.005):
+                    raise DisconnectedError("the connection is closed")
+                if time.monotonic() >= deadline:
+                    raise DisconnectedError("aiOla stopped accepting audio")
             try:
                 sio.emit("binary_data", chunk, namespace=NAMESPACE, callback=callback)
                 return
@@ -700,9 +720,11 @@ class AiolaConnection(Connection):
                     ) from None
 
     def _write_chunk(self, chunk: bytes) -> None:
-        if len(chunk) >= 2:
-            samples = np.frombuffer(chunk, dtype="<i2", count=len(chunk) // 2)
-            if float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) >= _SPEECH_RMS:
+        # finish() needs to know whether speech was sent since the last transcript;
+        # once it was, no chunk needs looking at until the next transcript
+        if self._voiced_at <= self._transcript_at and len(chunk) >= 2:
+            samples = np.frombuffer(chunk, dtype="<i2", count=len(chunk) // 2).astype(np.int64)
+            if int(np.dot(samples, samples)) >= _SPEECH_RMS**2 * len(samples):
                 self._voiced_at = time.monotonic()
         self._emit_audio(chunk)
 
@@ -719,20 +741,17 @@ class AiolaConnection(Connection):
         seconds after it. Without an acknowledgement, finish waits for the
         transcript of speech sent since the previous transcript (speech is
         told by signal level), then for a quiet period of at least 2 s.
-        Bounded by the finish timeout.
+        The wait has no bound of its own: when ``finish()``'s timeout runs out
+        it closes the connection, which ends it, and raises ``TimeoutError``.
         """
         acked: List[float] = []
         if self._finish_silence > 0:
             silence = bytes(self.audio_format.nbytes(self._finish_silence))
             self._emit_audio(silence, callback=lambda *_: acked.append(time.monotonic()))
         sent = time.monotonic()
-        bound = sent + max(self._finish_quiet, self._finish_timeout - 0.5)
         fallback_quiet = max(2.0, 2 * self._finish_quiet)
         while not self._stop.is_set():
             now = time.monotonic()
-            if now >= bound:
-                log.debug("%s: finish stopped waiting for the last results", self.name)
-                break
             last = max(self._last_event, sent)
             if acked:
                 until = max(last, acked[0]) + self._finish_quiet
@@ -742,8 +761,9 @@ class AiolaConnection(Connection):
                 until = last + fallback_quiet
             if now >= until:
                 break
-            self._stop.wait(min(bound, until) - now)
-        self._stream_ended()
+            self._stop.wait(until - now)
+        if not self._stop.is_set():
+            self._stream_ended()
 
     @staticmethod
     def _safe_disconnect(sio: socketio.Client) -> None:
@@ -765,7 +785,7 @@ class AiolaConnection(Connection):
             sio, self._sio = self._sio, None
         if sio is not None:
             self._safe_disconnect(sio)
-        callback, self._on_close = self._on_close, None
+        callback = self._on_close  # idempotent: a failed connect() may be retried
         if callback is not None:
             try:
                 callback()
