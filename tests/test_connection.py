@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -11,7 +12,7 @@ from typing import Any, List
 
 import pytest
 from conftest import voxsync_threads
-from loopback import LoopbackConnection, LoopbackServer
+from loopback import LoopbackConnection, LoopbackServer, recv_frame
 
 from voxsync.audio.format import AudioFormat
 from voxsync.errors import (
@@ -532,3 +533,28 @@ def test_transport_failure_is_a_disconnected_error(server):
     with pytest.raises(DisconnectedError, match="socket reset") as info:
         conn.wait(timeout=5)
     assert isinstance(info.value.__cause__, VoxsyncConnectionError)
+
+
+def test_transport_error_after_the_end_of_stream_is_no_failure(server):
+    """A server may drop the socket once it has sent its end of stream."""
+    from voxsync.errors import ConnectionError as VoxsyncConnectionError
+
+    class DropsAfterEos(LoopbackConnection):
+        def _read_loop(self):
+            sock = self._sock
+            while True:
+                frame = recv_frame(sock)
+                if frame is None:
+                    return
+                msg = json.loads(frame[1])
+                if msg["type"] == "eos":
+                    self._stream_ended()
+                    raise VoxsyncConnectionError("reset by peer")
+
+    conn = DropsAfterEos(server.port).connect(timeout=5)
+    ends = record(conn, "disconnect")
+    errors = record(conn, "error")
+    conn.send(CHUNK)
+    conn.finish(timeout=5)  # does not raise
+    assert errors == [] and conn.error is None
+    assert ends[0].reason in (DisconnectReason.SERVER, DisconnectReason.CLIENT)

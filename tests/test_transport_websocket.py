@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Iterator
@@ -21,6 +22,9 @@ def handler(ws) -> None:
     for message in ws:
         if message == "close":
             ws.close()
+            return
+        if message == "drop":  # no close frame: the TCP connection just goes away
+            ws.socket.shutdown(socket.SHUT_RDWR)
             return
         ws.send(message)  # echo, text or binary
 
@@ -110,3 +114,31 @@ def test_close_wakes_a_blocked_reader(url):
     assert time.monotonic() - start < 1.5
     with pytest.raises(ConnectionError):
         t.send_text("after close")
+
+
+def test_a_dropped_connection_is_an_error_not_a_clean_close(url):
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    try:
+        t.send_text("drop")
+        with pytest.raises(ConnectionError):
+            t.recv(timeout=5)
+    finally:
+        t.close()
+
+
+def test_close_does_not_wait_for_a_stuck_send(url):
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(t.recv()), name="ws-test-reader")
+    reader.start()
+    t._ws.lock.acquire()  # what a writer blocked in send() holds
+    try:
+        start = time.monotonic()
+        t.close()
+        reader.join(3)
+        assert time.monotonic() - start < 2.5
+        assert not reader.is_alive() and got == [None]
+    finally:
+        t._ws.lock.release()

@@ -1003,8 +1003,15 @@ class Connection:
         try:
             self._read_loop()
         except Exception as exc:
-            if not self._closing:
-                self._fail(self._wrap_transport_error("receiving", exc))
+            if self._closing:
+                return
+            if self._stream_done.is_set():
+                # the provider's end of stream arrived; a transport error after it
+                # (a server dropping the socket) ends the stream, it does not fail it
+                log.debug("%s: transport error after the end of stream: %s", self.name, exc)
+                self._shutdown(DisconnectReason.SERVER, None)
+                return
+            self._fail(self._wrap_transport_error("receiving", exc))
             return
         if self._closing:
             return

@@ -126,12 +126,20 @@ class WebSocketTransport:
         if ws is None:
             return
         sock = getattr(ws, "sock", None)
-        try:
-            if sock is not None:
-                sock.settimeout(0.5)
-            ws.send_close(status)
-        except Exception:
-            log.debug("sending the close frame failed", exc_info=True)
+        # a writer stuck in send() (the peer stopped reading) holds websocket-client's
+        # send lock, and send_close() would wait for it forever: skip the close frame
+        lock = getattr(ws, "lock", None)
+        if lock is None or lock.acquire(timeout=0.5):
+            if lock is not None:
+                lock.release()
+            try:
+                if sock is not None:
+                    sock.settimeout(0.5)
+                ws.send_close(status)
+            except Exception:
+                log.debug("sending the close frame failed", exc_info=True)
+        else:
+            log.debug("a send is stuck: closing %s without a close frame", self.service)
         try:
             if sock is not None:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv()
@@ -160,7 +168,7 @@ class WebSocketTransport:
         RemoteProtocolError
             A text frame that is not UTF-8.
         ConnectionError
-            The connection failed (not a clean close).
+            The connection failed or dropped without a close frame.
         """
         import websocket
 
@@ -176,8 +184,7 @@ class WebSocketTransport:
         except (websocket.WebSocketConnectionClosedException, OSError) as exc:
             if self._closed:
                 return None
-            if isinstance(exc, websocket.WebSocketConnectionClosedException):
-                return None
+            # a clean close arrives as a close frame (below); this is a dropped connection
             raise ConnectionError(f"connection to {self.service} failed: {exc}") from exc
         except websocket.WebSocketException as exc:
             if self._closed:
