@@ -442,3 +442,39 @@ def test_vendor_style_snippet(vmic: VirtualMic) -> None:
     # same format: whole 4096-frame blocks passed through unconverted
     assert connection.metrics.snapshot()["bytes_queued"] % 8192 == 0
     assert mic.dropped_blocks == 0
+
+
+def test_stop_is_not_held_up_by_a_slow_connect(vmic: VirtualMic) -> None:
+    """stream_to() connects an idle connection without holding the stream's lock."""
+    opening = threading.Event()
+    release = threading.Event()
+
+    class SlowToOpen(RecordingConnection):
+        def _open(self, timeout: float) -> None:
+            opening.set()
+            release.wait(JOIN)
+
+    conn = SlowToOpen(AudioFormat(16000, 1, "pcm_s16le"))
+    mic = MicrophoneStream(channels=1, samplerate=16000, blocksize=1024, device=vmic.device)
+    outcome: List[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(mic.stream_to(conn))
+        except LocalProtocolError as exc:
+            outcome.append(exc)
+
+    streamer = threading.Thread(target=run, name="stream-to")
+    streamer.start()
+    try:
+        assert opening.wait(JOIN)
+        start = time.monotonic()
+        mic.stop()
+        assert time.monotonic() - start < 2.0
+    finally:
+        release.set()
+        streamer.join(JOIN)
+        conn.close()
+        mic.stop()
+    assert isinstance(outcome[0], LocalProtocolError)
+    assert "stopped" in str(outcome[0])

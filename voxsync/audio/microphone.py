@@ -568,14 +568,19 @@ class MicrophoneStream:
         with self._lock:
             self._claim("stream_to()")
             self._target = conn
-            try:
-                if getattr(conn, "state", None) == "idle":
-                    conn.connect()
+        try:
+            # connecting can take seconds: not under the lock, which stop() needs
+            if getattr(conn, "state", None) == "idle":
+                conn.connect()
+            with self._lock:
+                if self._target is not conn:  # stop() ran while we were connecting
+                    raise LocalProtocolError("stream_to(): the microphone was stopped meanwhile")
                 self.start()
-            except BaseException:
+                return self._start_sender(lambda: self._send_loop(conn, converter))
+        except BaseException:
+            with self._lock:
                 self._target = None
-                raise
-            return self._start_sender(lambda: self._send_loop(conn, converter))
+            raise
 
     def stream_with_callback(self, fn: Callable[[bytes], Any]) -> threading.Thread:
         """Pass every captured block to ``fn(block)`` on the stream's sender thread.
