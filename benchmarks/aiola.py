@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import platform
 import sys
 import threading
@@ -40,15 +39,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import percentile, start_server, stop_server  # noqa: E402
+
 CHUNK = 3200  # 100 ms of 16 kHz s16le
 SEGMENT_BYTES = 16000  # one transcript per 0.5 s of audio
-
-
-def percentile(values: List[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def serve(pipe: Any) -> None:
@@ -62,7 +56,6 @@ def serve(pipe: Any) -> None:
     with AiolaEmulator(engine=engine, stamp_events=True) as emu:
         pipe.send(emu.base_url)
         pipe.recv()
-        pipe.send(psutil.Process().cpu_times()[:2])
 
 
 def voxsync_threads() -> int:
@@ -146,11 +139,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=serve, args=(child,), daemon=True)
-    server.start()
-    base_url = parent.recv()
+    server, parent, base_url = start_server(serve, spawn=True)
     results = []
     try:
         for n in args.streams:
@@ -158,9 +147,7 @@ def main() -> int:
                 run(n, args.seconds, base_url, args.transports, psutil.Process(server.pid))
             )
     finally:
-        parent.send("stop")
-        parent.recv()
-        server.join(30)
+        stop_server(server, parent)
 
     header = (
         f"{'streams':>7} {'cpu%/stream':>11} {'emu cpu%':>9} {'RSS MB/str':>10} "

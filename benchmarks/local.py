@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -171,6 +171,10 @@ def wer(reference: List[str], hypothesis: List[str]) -> float:
     return previous[-1] / max(1, len(reference))
 
 
+def _seconds(value: Optional[float]) -> str:
+    return "n/a (no final)" if value is None else f"{value:.3f} s"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark of the local provider.")
     parser.add_argument("--rounds", type=int, default=5, help="measurements of each (default 5)")
@@ -241,8 +245,8 @@ def main() -> int:
     if "realtime" in result:
         rt = result["realtime"]
         rows += [
-            ("end of speech -> final, median", f"{rt['end_of_speech_to_final_median_s']:.3f} s"),
-            ("end of speech -> final, max", f"{rt['end_of_speech_to_final_max_s']:.3f} s"),
+            ("end of speech -> final, median", _seconds(rt["end_of_speech_to_final_median_s"])),
+            ("end of speech -> final, max", _seconds(rt["end_of_speech_to_final_max_s"])),
             ("CPU per real-time stream", f"{rt['cpu_per_realtime_stream']:.1%} of a core"),
         ]
     width = max(len(name) for name, _ in rows)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import platform
 import statistics
 import sys
@@ -37,14 +36,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import percentile, start_server, stop_server  # noqa: E402
 from loopback import LoopbackConnection, LoopbackServer  # noqa: E402
 
 CHUNK = b"\x01\x00" * 320  # 20 ms of 16 kHz mono s16le
-
-
-def percentile(values: List[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def serve(pipe: Any) -> None:
@@ -60,11 +55,8 @@ def voxsync_threads() -> int:
 
 def run(n: int, chunks: int, seconds: float) -> Dict[str, Any]:
     proc = psutil.Process()
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, args=(child,), daemon=True)
-    server.start()
+    server, parent, port = start_server(serve)
     try:
-        port = parent.recv()
         rss_before = proc.memory_info().rss
         conns = [LoopbackConnection(port, queue_size=chunks + 8) for _ in range(n)]
         received = [0] * n
@@ -106,8 +98,7 @@ def run(n: int, chunks: int, seconds: float) -> Dict[str, Any]:
         latencies_ms = [lat * 1000 for conn in conns for lat in conn.metrics._latencies]
         assert all(r == chunks + ticks for r in received), "lost events"
     finally:
-        parent.send("stop")
-        server.join(10)
+        stop_server(server, parent)
     return {
         "connections": n,
         "burst_chunks_per_connection": chunks,

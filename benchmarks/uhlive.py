@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import platform
 import sys
 import threading
@@ -51,18 +50,13 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import percentile, start_server, stop_server  # noqa: E402
+
 from voxsync.audio.files import read_audio  # noqa: E402
 from voxsync.audio.format import AudioFormat  # noqa: E402
 
 CHUNK_SECONDS = 0.1
 SEGMENT_BYTES = 8000  # 0.5 s of 8 kHz s16le: one final per 5 chunks
-
-
-def percentile(values: List[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def serve(pipe: Any) -> None:
@@ -84,11 +78,8 @@ def run(n: int, seconds: float) -> Dict[str, Any]:
     from voxsync.uhlive import ConversationConnection
 
     proc = psutil.Process()
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, args=(child,), daemon=True)
-    server.start()
+    server, parent, (_base, ws_url, token) = start_server(serve)
     try:
-        _base, ws_url, token = parent.recv()
         server_proc = psutil.Process(server.pid)
         # warm-up: the first connection imports modules lazily; keep that out of the figures
         warm = ConversationConnection(
@@ -170,8 +161,7 @@ def run(n: int, seconds: float) -> Dict[str, Any]:
             "dispatch_ms_p99_max": round(1000 * max(d or 0.0 for d in dispatch), 2),
         }
     finally:
-        parent.send("stop")
-        server.join(30)
+        stop_server(server, parent)
 
 
 # ------------------------------------------------------------------ word error rate
