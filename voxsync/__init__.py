@@ -25,11 +25,14 @@ Transcript, Translation, AudioChunk, StreamWarning, Message, ...
 VoxsyncError and subclasses (voxsync.errors)
                          the exception hierarchy
 voxsync.audio            AudioFormat, conversion, files, MicrophoneStream
+transcribe_many, FileResult
+                         many files at once, on threads, processes or a cluster
 voxsync.local, voxsync.aiola, voxsync.uhlive
                          providers; voxsync.emulators: local servers for each
 """
 
 from voxsync.audio.format import AudioFormat
+from voxsync.batch import FileResult, transcribe_many
 from voxsync.connection import Connection, State
 from voxsync.errors import (
     AudioFormatError,
@@ -88,6 +91,7 @@ __all__ = [
     "Disconnected",
     "DisconnectedError",
     "Event",
+    "FileResult",
     "HandlerError",
     "LocalProtocolError",
     "Message",
@@ -109,4 +113,5 @@ __all__ = [
     "connect",
     "connection",
     "register_provider",
+    "transcribe_many",
 ]

@@ -317,6 +317,9 @@ def _open_audio(path: str, target: Any) -> Any:
 def cmd_transcribe(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from voxsync.audio import AudioFormat
 
+    if getattr(args, "jobs", None) is not None:
+        return _transcribe_batch(args, out, err)
+
     # check every file before transcribing any
     for path in args.files:
         _open_audio(path, None).close()
@@ -349,6 +352,31 @@ def cmd_transcribe(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             conn.close()
             display.end()
     return 0
+
+
+# ---- batch mode (voxsync transcribe --jobs N): the logic lives in voxsync.batch
+
+
+def _transcribe_batch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from voxsync.batch import run_batch_command
+
+    if args.jobs < 1:
+        raise _UsageError(f"transcribe: --jobs must be at least 1, got {args.jobs}")
+    return run_batch_command(
+        args.files,
+        provider=args.provider,
+        jobs=args.jobs,
+        out=out,
+        err=err,
+        fmt=args.format,
+        progress=args.format == "text" and _isatty(err),
+        realtime=args.realtime,
+        chunk_ms=args.chunk_ms,
+        options=_connection_options(args),
+    )
+
+
+# ---- end of batch mode
 
 
 def _stream_file(
@@ -569,6 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--chunk-ms", type=float, default=100.0, metavar="MS", help="audio per send (default 100)"
+    )
+    p.add_argument(  # batch mode: voxsync.batch
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="transcribe N files at a time; a failed file does not stop the others, "
+        "and the exit status is the number of files that failed",
     )
     _add_provider_options(p, suppress=True)
     p.set_defaults(func=cmd_transcribe)
