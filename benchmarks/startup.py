@@ -1,0 +1,129 @@
+"""Start-up times: ``import voxsync``, ``import voxsync.uhlive``, ``voxsync --help``.
+
+Each figure is the median wall time of ``--repeats`` fresh interpreters
+(``subprocess``, after one unmeasured warm-up run so the file cache is
+warm), minus nothing: it includes the interpreter's own start. The bare
+interpreter (``python -c pass``) is measured the same way and shown, so
+the cost of the import itself is ``figure - bare``.
+
+The vendors' imports are measured alongside when they are installed (the
+benchmark environment, see docs/benchmarks.rst): ``import uhlive.stream.
+conversation`` (Uh!ive's sans-I/O codec, the counterpart of
+``voxsync.uhlive``'s Conversation) and ``import aiola``.
+
+Targets: ``import voxsync`` <= 40 ms and ``voxsync --help`` <= 120 ms
+(import time, bare interpreter subtracted); ``import voxsync.uhlive``
+within 2x of the vendor codec's import.
+
+Writes benchmarks/results/startup.json.
+
+Usage::
+
+    python benchmarks/startup.py [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TARGETS_MS = {"import voxsync": 40.0, "voxsync --help": 120.0}
+
+
+def cases() -> Dict[str, Optional[List[str]]]:
+    py = [sys.executable, "-c"]
+    found = importlib.util.find_spec
+    return {
+        "python -c pass": [*py, "pass"],
+        "import voxsync": [*py, "import voxsync"],
+        "import voxsync.uhlive": [*py, "import voxsync.uhlive"],
+        "import voxsync.aiola": [*py, "import voxsync.aiola"],
+        "voxsync --help": [
+            *py,
+            "import sys; from voxsync.cli import main; sys.exit(main(['--help']))",
+        ],
+        "vendor: import uhlive.stream.conversation": (
+            [*py, "import uhlive.stream.conversation"] if found("uhlive") else None
+        ),
+        "vendor: import aiola": [*py, "import aiola"] if found("aiola") else None,
+    }
+
+
+def measure(argv: List[str], repeats: int) -> List[float]:
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "startup.json"
+    )
+    args = parser.parse_args()
+    rows: Dict[str, Any] = {}
+    bare = 0.0
+    print(f"{'':<44} {'median ms':>9} {'min ms':>7} {'import ms':>9}  target")
+    for name, argv in cases().items():
+        if argv is None:
+            print(f"{name:<44} {'(not installed)':>9}")
+            continue
+        times = measure(argv, args.repeats)
+        median = 1000 * statistics.median(times)
+        if name == "python -c pass":
+            bare = median
+        net = median - bare
+        target = TARGETS_MS.get(name)
+        verdict = (
+            "" if target is None else f"<= {target:.0f}: {'met' if net <= target else 'NOT met'}"
+        )
+        rows[name] = {
+            "median_ms": round(median, 1),
+            "min_ms": round(1000 * min(times), 1),
+            "import_ms": round(net, 1),
+            "target_ms": target,
+        }
+        print(f"{name:<44} {median:>9.1f} {1000 * min(times):>7.1f} {net:>9.1f}  {verdict}")
+    codec = rows.get("vendor: import uhlive.stream.conversation")
+    if codec:
+        ratio = rows["import voxsync.uhlive"]["import_ms"] / max(codec["import_ms"], 0.1)
+        rows["uhlive_import_ratio"] = round(ratio, 2)
+        print(
+            f"import voxsync.uhlive / vendor codec (import time): {ratio:.2f}x "
+            f"(target <= 2x: {'met' if ratio <= 2 else 'NOT met'})"
+        )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "benchmark": "startup",
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "repeats": args.repeats,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
