@@ -89,6 +89,7 @@ PERIOD = 0.1  # seconds of audio per chunk, and between two chunks of a stream
 RATES = {"aiola": 16000, "uhlive": 8000}
 SEGMENT_SECONDS = 0.5  # the scripted engine's final per 0.5 s of audio
 LATE_LIMIT = 0.1  # chunk lateness p99 that still counts as real time
+BASELINE = [""]  # --baseline: a checkout whose voxsync runs as library "baseline"
 LIBRARIES = {
     "aiola": {"voxsync": "voxsync.aiola", "official": "aiola"},
     "uhlive": {"voxsync": "voxsync.uhlive", "official": "uhlive"},
@@ -338,8 +339,15 @@ def role(name: str) -> str:
 
 def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Client process: open N streams of one library, feed them, measure."""
+    baseline = os.environ.get("VOXSYNC_BENCH_BASELINE")
+    if baseline:
+        # an editable install's import hook would win over sys.path: drop it
+        sys.meta_path[:] = [
+            f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")
+        ]
+        sys.path.insert(0, baseline)
     provider, library, n, seconds = spec["provider"], spec["library"], spec["n"], spec["seconds"]
-    lib = CLASSES[provider, library](spec["info"])
+    lib = CLASSES[provider, "voxsync" if library == "baseline" else library](spec["info"])
     proc = psutil.Process()
     chunk = bytes(int(RATES[provider] * PERIOD) * 2)
     lock = threading.Lock()
@@ -408,6 +416,9 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "provider": provider,
         "library": library,
+        "voxsync_file": str(Path(sys.modules["voxsync"].__file__ or "").resolve())
+        if "voxsync" in sys.modules
+        else "",
         "streams": n,
         "seconds": seconds,
         "start_epoch": start_epoch,
@@ -473,6 +484,9 @@ def run_one(
     receive(pipe, proc)
     spec = {"provider": provider, "library": library, "n": n, "seconds": seconds, "info": info}
     timeout = 120 + 2 * seconds + 1.0 * n
+    env = dict(os.environ)
+    if library == "baseline":  # voxsync from another checkout, e.g. before a change
+        env["VOXSYNC_BENCH_BASELINE"] = BASELINE[0]
     try:
         done = subprocess.run(
             [sys.executable, __file__, "--worker", json.dumps(spec)],
@@ -480,6 +494,7 @@ def run_one(
             text=True,
             timeout=timeout,
             cwd=ROOT,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return {"provider": provider, "library": library, "streams": n, "error": "timeout"}
@@ -492,6 +507,8 @@ def run_one(
             "error": " | ".join(tail) or f"exit {done.returncode}",
         }
     result: Dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if library == "baseline" and not result.get("voxsync_file", "").startswith(BASELINE[0]):
+        raise RuntimeError(f"the baseline run imported voxsync from {result.get('voxsync_file')}")
     pipe.send("arrivals")
     result.update(lateness(result, receive(pipe, proc)))
     result["held"] = held(result)
@@ -524,8 +541,13 @@ FIGURES = [
 ]
 
 
-def ratios(rows: List[Dict[str, Any]], provider: str) -> Dict[str, Dict[str, Any]]:
-    """Median over repeats of voxsync / official, paired by (repeat, N)."""
+PAIRS = [("voxsync", "official"), ("voxsync", "baseline"), ("baseline", "official")]
+
+
+def ratios(
+    rows: List[Dict[str, Any]], provider: str, num: str = "voxsync", den: str = "official"
+) -> Dict[str, Dict[str, Any]]:
+    """Median over repeats of ``num`` / ``den``, paired by (repeat, N)."""
     out: Dict[str, Dict[str, Any]] = {}
     pairs: Dict[Tuple[int, int], Dict[str, Dict[str, Any]]] = {}
     for r in rows:
@@ -535,15 +557,15 @@ def ratios(rows: List[Dict[str, Any]], provider: str) -> Dict[str, Dict[str, Any
         per: Dict[str, Any] = {}
         for label, key in FIGURES:
             values = [
-                p["voxsync"][key] / p["official"][key]
+                p[num][key] / p[den][key]
                 for (_, m), p in pairs.items()
-                if m == n and len(p) == 2 and p["official"][key] > 0
+                if m == n and num in p and den in p and p[den][key] > 0
             ]
             absolute = {
                 lib: statistics.median(
                     p[lib][key] for (_, m), p in pairs.items() if m == n and lib in p
                 )
-                for lib in ("voxsync", "official")
+                for lib in (num, den)
                 if any(m == n and lib in p for (_, m), p in pairs.items())
             }
             per[label] = {
@@ -563,13 +585,14 @@ def ladder(
     top: int,
     server: Tuple[Any, Any, Any],
     rows: List[Dict[str, Any]],
+    libraries: List[str],
 ) -> Dict[str, Any]:
     """Raise N until each library fails twice in a row; its limit is the last N it held."""
-    limits: Dict[str, Optional[int]] = {"voxsync": None, "official": None}
-    failures = {"voxsync": 0, "official": 0}
+    limits: Dict[str, Optional[int]] = {lib: None for lib in libraries}
+    failures = {lib: 0 for lib in libraries}
     n, k = first, 0
     while n <= top and any(f < 2 for f in failures.values()):
-        order = ["voxsync", "official"] if k % 2 == 0 else ["official", "voxsync"]
+        order = list(libraries) if k % 2 == 0 else list(reversed(libraries))
         for library in order:
             if failures[library] >= 2:
                 continue
@@ -600,7 +623,19 @@ def main() -> int:
     parser.add_argument("--ladder-step", type=int, default=50)
     parser.add_argument("--ladder-max", type=int, default=600)
     parser.add_argument(
-        "--libraries", nargs="+", default=["voxsync", "official"], choices=("voxsync", "official")
+        "--libraries",
+        nargs="+",
+        default=None,
+        choices=("voxsync", "official", "baseline"),
+        help="default: voxsync and official, plus baseline with --baseline",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a checkout of voxsync (e.g. 'git worktree add /tmp/base main') measured "
+        "as a third library, for before/after ratios in one run",
     )
     parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "compare.json"
@@ -609,6 +644,12 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    if args.libraries is None:
+        args.libraries = ["voxsync", "official"] + (["baseline"] if args.baseline else [])
+    if "baseline" in args.libraries:
+        if args.baseline is None or not (args.baseline / "voxsync" / "__init__.py").is_file():
+            parser.error("the baseline library needs --baseline DIR, a checkout of voxsync")
+        BASELINE[0] = str(args.baseline.resolve())
     streams = args.streams or ([1, 10, 50] if args.quick else [1, 10, 50, 100])
     repeats = args.repeats or (1 if args.quick else 3)
     seconds = args.seconds or (3.0 if args.quick else 5.0)
@@ -641,7 +682,13 @@ def main() -> int:
                         row.update(phase="fixed", repeat=rep)
                         rows.append(row)
                         show(row)
-            summary[provider] = {"ratios": ratios(rows, provider)}
+            summary[provider] = {
+                "ratios": {
+                    f"{a}/{b}": ratios(rows, provider, a, b)
+                    for a, b in PAIRS
+                    if a in args.libraries and b in args.libraries
+                }
+            }
             if args.ladder:
                 summary[provider]["realtime_limit"] = ladder(
                     provider,
@@ -651,6 +698,7 @@ def main() -> int:
                     args.ladder_max,
                     server,
                     rows,
+                    args.libraries,
                 )
         finally:
             stop_server(server[0], server[1])
@@ -691,31 +739,30 @@ def versions() -> Dict[str, str]:
 
 def print_table(summary: Dict[str, Any]) -> None:
     print()
-    print("voxsync / official SDK (median of paired ratios; < 1 means voxsync uses less)")
+    print("median of paired ratios (< 1: the first library uses less / is faster)")
     for provider, data in summary.items():
-        print(f"-- {provider}")
-        table = data["ratios"]
-        ns = list(table)
-        print(f"{'figure':<24}" + "".join(f"{'N=' + n:>12}" for n in ns))
-        for label, _ in FIGURES:
-            cells = []
+        for pair, table in data["ratios"].items():
+            num, den = pair.split("/")
+            print(f"-- {provider}: {num} / {den}")
+            ns = list(table)
+            print(f"{'figure':<24}" + "".join(f"{'N=' + n:>12}" for n in ns))
+            for label, _ in FIGURES:
+                cells = []
+                for n in ns:
+                    ratio = table[n][label]["ratio"]
+                    cells.append(f"{ratio:>11.2f}x" if ratio is not None else f"{'-':>12}")
+                print(f"{label:<24}" + "".join(cells))
             for n in ns:
-                ratio = table[n][label]["ratio"]
-                cells.append(f"{ratio:>11.2f}x" if ratio is not None else f"{'-':>12}")
-            print(f"{label:<24}" + "".join(cells))
-        for n in ns:
-            cpu = table[n]["client CPU per stream"]
-            thr = table[n]["threads per stream"]
-            if "voxsync" in cpu and "official" in cpu:
-                print(
-                    f"  N={n}: CPU %/stream {cpu['voxsync']:.3f} vs {cpu['official']:.3f}; "
-                    f"threads/stream {thr['voxsync']:.2f} vs {thr['official']:.2f}"
-                )
+                cpu = table[n]["client CPU per stream"]
+                thr = table[n]["threads per stream"]
+                if num in cpu and den in cpu:
+                    print(
+                        f"  N={n}: CPU %/stream {cpu[num]:.3f} vs {cpu[den]:.3f}; "
+                        f"threads/stream {thr[num]:.2f} vs {thr[den]:.2f}"
+                    )
         if "realtime_limit" in data:
-            lim = data["realtime_limit"]
-            print(
-                f"  streams held in real time: voxsync {lim['voxsync']}, official {lim['official']}"
-            )
+            limits = ", ".join(f"{k} {v}" for k, v in data["realtime_limit"].items())
+            print(f"  streams held in real time ({provider}): {limits}")
 
 
 if __name__ == "__main__":
