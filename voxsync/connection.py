@@ -51,7 +51,6 @@ from typing import (
 
 from pyee import EventEmitter
 
-from voxsync.audio.format import AudioFormat
 from voxsync.errors import (
     ConfigurationError,
     ConnectionError,
@@ -63,6 +62,7 @@ from voxsync.errors import (
     VoxsyncError,
 )
 from voxsync.events import Connected, Disconnected, DisconnectReason, Event, StreamWarning
+from voxsync.format import AudioData, AudioFormat
 from voxsync.metrics import Metrics
 
 __all__ = ["OVERFLOW_POLICIES", "Connection", "EventIterator", "State"]
@@ -255,8 +255,14 @@ class Connection:
 
     Parameters
     ----------
-    audio_format : AudioFormat
-        What :meth:`send` accepts (set by the provider).
+    input_format : AudioFormat or None
+        What :meth:`send` accepts (set by the provider); None for a product
+        that takes text, not audio (:meth:`send` then raises).
+    output_format : AudioFormat or None
+        What the ``audio`` events of an audio-out product carry; None when
+        the product returns no audio.
+    audio_format : AudioFormat or None
+        Deprecated spelling of ``input_format``.
     queue_size : int
         Capacity of the send queue, in chunks (default 256: about 25 s of
         100 ms chunks).
@@ -300,8 +306,10 @@ class Connection:
 
     def __init__(
         self,
-        audio_format: AudioFormat,
+        input_format: Optional[AudioFormat] = None,
         *,
+        output_format: Optional[AudioFormat] = None,
+        audio_format: Optional[AudioFormat] = None,
         queue_size: int = 256,
         overflow: str = "block",
         send_timeout: float = 5.0,
@@ -310,8 +318,13 @@ class Connection:
         name: Optional[str] = None,
         event_queue_size: int = 10000,
     ) -> None:
-        if not isinstance(audio_format, AudioFormat):
-            raise ConfigurationError("audio_format must be a voxsync.audio.AudioFormat")
+        if input_format is None:
+            input_format = audio_format
+        elif audio_format is not None:
+            raise ConfigurationError("pass input_format or its old name audio_format, not both")
+        for label, fmt in (("input_format", input_format), ("output_format", output_format)):
+            if fmt is not None and not isinstance(fmt, AudioFormat):
+                raise ConfigurationError(f"{label} must be a voxsync.AudioFormat or None")
         if overflow not in OVERFLOW_POLICIES:
             raise ConfigurationError(
                 f"overflow must be one of {', '.join(map(repr, OVERFLOW_POLICIES))}, "
@@ -328,7 +341,9 @@ class Connection:
             counter = Connection._counters.setdefault(self.provider, itertools.count(1))
             self._number = next(counter)
         self.name = name or f"{self.provider}-{self._number}"
-        self._audio_format = audio_format
+        self._input_format = input_format
+        self._output_format = output_format
+        self._close_callbacks: List[Callable[[], Any]] = []
         self._overflow = overflow
         self._send_timeout = send_timeout
         self._finish_timeout = finish_timeout
@@ -348,16 +363,40 @@ class Connection:
         self._fatal: Optional[VoxsyncError] = None
         self._subscribers: List[EventIterator] = []
         self._connect_info: Dict[str, Any] = {}
-        self.metrics = Metrics(audio_format, self._send_q.qsize)
+        self.metrics = Metrics(input_format, self._send_q.qsize)
 
     # ------------------------------------------------------------------ info
     @property
-    def audio_format(self) -> AudioFormat:
-        """The audio :meth:`send` accepts: sample rate, channels, encoding.
+    def input_format(self) -> Optional[AudioFormat]:
+        """The audio :meth:`send` accepts (rate, channels, encoding); None if it takes text.
 
         Audio sources in :mod:`voxsync.audio` convert to it automatically.
         """
-        return self._audio_format
+        return self._input_format
+
+    @property
+    def output_format(self) -> Optional[AudioFormat]:
+        """The audio that ``audio`` events carry; None for a product with no audio out."""
+        return self._output_format
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        """Deprecated name of :attr:`input_format`, for products that take audio.
+
+        Raises
+        ------
+        LocalProtocolError
+            The product takes text, not audio (``input_format`` is None).
+        """
+        return self._require_input_format("audio_format")
+
+    def _require_input_format(self, what: str) -> AudioFormat:
+        fmt = self._input_format
+        if fmt is None:
+            raise LocalProtocolError(
+                f"{what}: {type(self).__name__} takes text, not audio; use send_text()"
+            )
+        return fmt
 
     @property
     def state(self) -> State:
@@ -375,7 +414,14 @@ class Connection:
         return self._fatal
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} state={self._state.value} {self._audio_format}>"
+        return f"<{type(self).__name__} {self.name} state={self._state.value} {self._formats()}>"
+
+    def _formats(self) -> str:
+        """``repr`` fragment naming the audio formats: ``in=... out=...`` or the input's."""
+        if self._output_format is None:
+            return str(self._input_format) if self._input_format is not None else "text in"
+        source = "text" if self._input_format is None else str(self._input_format)
+        return f"in={source} out={self._output_format}"
 
     # -------------------------------------------------------------- handlers
     @overload
@@ -540,21 +586,29 @@ class Connection:
             self._fatal = None
             self._drain_send_queue()
 
-    def send(self, chunk: Union[bytes, bytearray, memoryview]) -> None:
+    def send(self, chunk: AudioData) -> None:
         """Queue one chunk of audio for sending; returns at once while there is room.
 
         Parameters
         ----------
-        chunk : bytes-like
-            Audio in :attr:`audio_format`: a whole number of frames. Any
+        chunk : bytes-like or numpy array
+            Audio in :attr:`input_format`: a whole number of frames. Any
             length is accepted; providers re-chunk where the service needs it.
+            A contiguous ``memoryview`` works; a numpy array of the format's
+            sample type (int16 for ``pcm_s16le``, float32 for ``pcm_f32le``,
+            uint8 for G.711) shaped ``(frames,)`` or ``(frames, channels)``
+            is taken as it is; a float32 array for ``pcm_s16le`` is converted.
 
         Raises
         ------
         AudioFormatError
-            ``chunk`` is not bytes-like or not a whole number of frames.
+            ``chunk`` is not audio of this format (not bytes-like, not a
+            whole number of frames, a non-contiguous or released view, an
+            array of the wrong type or shape); the message says what is
+            expected.
         LocalProtocolError
-            Not connected yet, or ``finish()`` / ``close()`` was called.
+            Not connected yet, or ``finish()`` / ``close()`` was called, or
+            the product takes text (``input_format`` is None).
         DisconnectedError
             The stream failed (server gone, network error); ``__cause__``
             holds why. Audio is never dropped silently.
@@ -563,12 +617,15 @@ class Connection:
         QueueFullError
             Policy ``"raise"``: no room in the queue.
         """
+        fmt = self._input_format
+        if fmt is None:
+            fmt = self._require_input_format("send()")
         if type(chunk) is bytes:
-            if len(chunk) % self._audio_format.frame_size:
-                self._audio_format.check(chunk)  # raises with the full message
+            if len(chunk) % fmt.frame_size:
+                fmt.check(chunk)  # raises with the full message
             data = chunk
         else:
-            data = bytes(self._audio_format.check(chunk))
+            data = fmt.to_bytes(chunk)
         if self._state is not State.OPEN:
             self._raise_not_open("send()")
         if not data:
@@ -729,7 +786,81 @@ class Connection:
         if not self._threads_alive(include_current=False):
             self._closed.set()
 
-    disconnect = close
+    def disconnect(self) -> None:
+        """Same as :meth:`close` (the name some vendors' SDKs use)."""
+        self.close()
+
+    def add_close_callback(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` once when the connection closes.
+
+        Parameters
+        ----------
+        fn : callable
+            Called with no argument, once, on the thread that closes the
+            connection (the caller of :meth:`close`/:meth:`finish`, or the
+            reader/writer thread after a failure), after the transport was
+            released. A failed :meth:`connect` leaves the connection idle and
+            reusable and does not run it; ``close()`` on an idle connection
+            does. An exception it raises is logged (logger
+            ``voxsync.connection``) and ignored. Use it to release resources
+            that live as long as the connection (an HTTP session, a
+            temporary file). Callbacks run in the order they were added.
+        """
+        if not callable(fn):
+            raise ConfigurationError(f"add_close_callback() needs a callable, got {fn!r}")
+        with self._lock:
+            self._close_callbacks.append(fn)
+
+    def _run_close_callbacks(self) -> None:
+        with self._lock:
+            callbacks, self._close_callbacks = self._close_callbacks, []
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:
+                log.exception("%s: close callback %r raised", self.name, fn)
+
+    def send_text(self, text: str, **options: Any) -> None:
+        """Send text to a product that takes text (text-to-speech, a text channel).
+
+        Parameters
+        ----------
+        text : str
+            The text.
+        **options
+            Product-specific options (a voice, a language, ...).
+
+        Raises
+        ------
+        LocalProtocolError
+            This product takes audio, not text (the base implementation);
+            use :meth:`send`.
+        """
+        raise LocalProtocolError(
+            f"{type(self).__name__} takes audio, not text; send audio with send()"
+        )
+
+    def report_warning(self, warning: StreamWarning) -> None:
+        """Emit ``warning`` as a ``warning`` event (any thread).
+
+        For audio sources feeding this connection (a microphone that dropped
+        blocks, ...): the warning reaches the connection's handlers and
+        :meth:`events` iterators in order with the other events.
+        """
+        if not isinstance(warning, StreamWarning):
+            raise ConfigurationError(f"report_warning() needs a StreamWarning, got {warning!r}")
+        self._deliver(warning, "warning")
+
+    def report_error(self, error: BaseException) -> None:
+        """Emit ``error`` as a non-fatal ``error`` event (any thread).
+
+        For audio sources feeding this connection: a send that failed
+        (queue full, ...) is reported to the handlers; the stream goes on.
+        To end the stream, call :meth:`close`.
+        """
+        if not isinstance(error, BaseException):
+            raise ConfigurationError(f"report_error() needs an exception, got {error!r}")
+        self._deliver(error, "error")
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the connection is closed.
@@ -925,6 +1056,16 @@ class Connection:
     # ----------------------------------------------------------- internals
     def _shutdown(self, reason: str, error: Optional[BaseException]) -> None:
         with self._lock:
+            if self._state is State.IDLE:
+                idle = True
+            elif self._closing:
+                return
+            else:
+                idle = False
+        if idle:
+            self._run_close_callbacks()
+            return
+        with self._lock:
             if self._closing or self._state is State.IDLE:
                 return
             self._closing = True
@@ -945,6 +1086,7 @@ class Connection:
             )
             _force_put(self._event_q, _STOP)
             self._dispatch_stopped = True
+        self._run_close_callbacks()
         log.debug("%s: closed (%s)", self.name, reason)
 
     def _drain_send_queue(self) -> int:
