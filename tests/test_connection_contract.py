@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, List
 
 import numpy as np
@@ -13,9 +14,17 @@ import voxsync
 from voxsync.audio import AudioSink, stream_file
 from voxsync.audio.format import AudioFormat as OldPathAudioFormat
 from voxsync.connection import Connection
-from voxsync.errors import AudioFormatError, ConfigurationError, LocalProtocolError
+from voxsync.errors import (
+    AudioFormatError,
+    ConfigurationError,
+    DisconnectedError,
+    LocalProtocolError,
+    TimeoutError,
+)
 from voxsync.events import StreamWarning
 from voxsync.format import AudioFormat
+
+CHUNK = b"\x01\x00" * 160  # 10 ms of 16 kHz mono s16le
 
 
 @pytest.fixture
@@ -149,3 +158,74 @@ def test_a_connection_is_an_audio_sink_and_warnings_are_public(server):
     conn.finish(timeout=5)
     assert [type(e) for e in seen] == [StreamWarning, RuntimeError]
     assert conn.error is None
+
+
+def test_a_control_frame_queued_after_audio_is_written_after_it(server):
+    conn = LoopbackConnection(server.port)
+    conn.connect(timeout=5)
+    try:
+        conn.write_gate.clear()  # the writer holds the first chunk: audio piles up
+        for _ in range(5):
+            conn.send(CHUNK)
+        replies: List[Any] = []
+        commander = threading.Thread(target=lambda: replies.append(conn.command("c1")))
+        commander.start()
+        time.sleep(0.2)  # the command is queued behind the five chunks
+        assert server.received_count() == 0 and not replies
+        conn.write_gate.set()
+        commander.join(5)
+        assert replies == [{"type": "ack", "id": "c1", "after": 5}]
+        conn.send(CHUNK)
+        assert conn.command("c2") == {"type": "ack", "id": "c2", "after": 6}
+        conn.finish(timeout=5)
+    finally:
+        conn.close()
+
+
+def test_drop_oldest_never_drops_a_control_frame(server):
+    conn = LoopbackConnection(server.port, queue_size=2, overflow="drop_oldest")
+    warnings: List[Any] = []
+    conn.on("warning", warnings.append)
+    conn.connect(timeout=5)
+    try:
+        conn.write_gate.clear()
+        conn.send(CHUNK)  # taken by the writer, held at the gate
+        time.sleep(0.1)
+        conn.send(CHUNK)
+        replies: List[Any] = []
+        commander = threading.Thread(target=lambda: replies.append(conn.command("keep")))
+        commander.start()
+        time.sleep(0.1)
+        for _ in range(3):  # the queue is full: the oldest audio goes, the command stays
+            conn.send(CHUNK)
+        conn.write_gate.set()
+        commander.join(5)
+        assert replies and replies[0]["id"] == "keep"
+        conn.finish(timeout=5)
+    finally:
+        conn.close()
+    assert conn.metrics.chunks_dropped >= 1 and warnings
+
+
+def test_a_pending_request_fails_at_once_when_the_connection_closes():
+    with LoopbackServer(ack=False) as srv:
+        conn = LoopbackConnection(srv.port)
+        conn.connect(timeout=5)
+        threading.Timer(0.2, conn.close).start()
+        start = time.monotonic()
+        with pytest.raises(DisconnectedError, match="closed"):
+            conn.command("never-answered", timeout=30)
+        assert time.monotonic() - start < 2
+        conn.close()
+
+
+def test_a_request_times_out_with_a_typed_error():
+    with LoopbackServer(ack=False) as srv:
+        conn = LoopbackConnection(srv.port)
+        conn.connect(timeout=5)
+        try:
+            with pytest.raises(TimeoutError, match="command slow"):
+                conn.command("slow", timeout=0.3)
+            assert conn.state == "open"
+        finally:
+            conn.close()

@@ -64,6 +64,7 @@ from voxsync.errors import (
 from voxsync.events import Connected, Disconnected, DisconnectReason, Event, StreamWarning
 from voxsync.format import AudioData, AudioFormat
 from voxsync.metrics import Metrics
+from voxsync.request import Request
 
 __all__ = ["OVERFLOW_POLICIES", "Connection", "EventIterator", "State"]
 
@@ -103,6 +104,18 @@ class _Sentinel:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+class _Control:
+    """Send queue item: a control frame, written in order with the audio around it."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: Union[str, bytes]) -> None:
+        self.frame = frame
+
+    def __repr__(self) -> str:
+        return f"<control {len(self.frame)} {'chars' if isinstance(self.frame, str) else 'bytes'}>"
 
 
 _FINISH = _Sentinel("finish")  # send queue: audio before it is flushed, then end of stream
@@ -344,6 +357,7 @@ class Connection:
         self._input_format = input_format
         self._output_format = output_format
         self._close_callbacks: List[Callable[[], Any]] = []
+        self._requests: List[Request] = []
         self._overflow = overflow
         self._send_timeout = send_timeout
         self._finish_timeout = finish_timeout
@@ -644,15 +658,11 @@ class Connection:
             )
         if self._overflow == "drop_oldest":
             with self._send_lock:
-                try:
-                    oldest = self._send_q.get_nowait()
-                except queue.Empty:
-                    oldest = None
-                if isinstance(oldest, _Sentinel):  # finish/close raced us: keep it, fail below
-                    self._send_q.queue.appendleft(oldest)
+                oldest = self._drop_oldest_audio()
+                if oldest is None:  # finish/close raced us: fail below
                     self._raise_not_open("send()")
-                self._send_q.put_nowait(data)
-            if isinstance(oldest, bytes):
+                _force_put(self._send_q, data)
+            if oldest:
                 count = self.metrics._dropped(len(oldest))
                 self._deliver(
                     StreamWarning(
@@ -676,6 +686,19 @@ class Connection:
                         f"send queue stayed full for {self._send_timeout} s: the service is not "
                         "keeping up; pace the audio to real time or raise queue_size"
                     ) from None
+
+    def _drop_oldest_audio(self) -> Optional[bytes]:
+        """Remove the oldest queued audio chunk; control frames stay. None if a sentinel came first."""
+        q = self._send_q
+        with q.mutex:
+            for index, item in enumerate(q.queue):
+                if isinstance(item, _Sentinel):
+                    return None
+                if type(item) is bytes:
+                    del q.queue[index]
+                    q.unfinished_tasks -= 1
+                    return item
+        return b""  # only control frames queued: the new chunk goes after them
 
     def _raise_not_open(self, what: str) -> None:
         state = self._state
@@ -708,7 +731,11 @@ class Connection:
         LocalProtocolError
             Not connected, or already closed normally.
         DisconnectedError
-            The stream had failed; ``__cause__`` holds why.
+            The stream failed, or the service closed it before its
+            end-of-stream marker (then ``code`` and ``reason`` hold the
+            WebSocket close code and reason, where there was one);
+            ``__cause__`` holds why. ``finish()`` returns normally only
+            after the marker.
         TimeoutError
             The last results did not arrive in time (the connection is closed).
         """
@@ -728,10 +755,13 @@ class Connection:
             self.close()
             raise
         self.close()
-        if self._fatal is not None:
+        fatal = self._fatal
+        if fatal is not None:
             raise DisconnectedError(
-                f"the stream failed before it finished: {self._fatal}"
-            ) from self._fatal
+                f"the stream failed before it finished: {fatal}",
+                code=fatal.code if isinstance(fatal, DisconnectedError) else None,
+                reason=fatal.reason if isinstance(fatal, DisconnectedError) else "",
+            ) from fatal
         if not done:
             raise TimeoutError(
                 f"finish() gave up after {timeout} s waiting for the last results; "
@@ -983,6 +1013,10 @@ class Connection:
     def _keepalive(self) -> None:
         """Keep an idle stream alive (writer thread, every ``keepalive_interval``)."""
 
+    def _write_control(self, frame: Union[str, bytes]) -> None:
+        """Write one control frame queued by :meth:`_send_control` (writer thread)."""
+        raise NotImplementedError(f"{type(self).__name__} does not send control frames")
+
     def _close_transport(self) -> None:
         """Release the transport so the reader returns (any thread; idempotent)."""
 
@@ -1017,6 +1051,87 @@ class Connection:
                 if self._closing:
                     log.debug("%s: %s not dispatched, closing", self.name, name)
                     return
+
+    def _send_control(self, frame: Union[str, bytes]) -> None:
+        """Queue a control frame behind the audio already queued (any thread).
+
+        The writer thread writes it with :meth:`_write_control` after every
+        chunk queued before it and before every chunk queued after it, so a
+        command never overtakes audio. Control frames are never dropped by
+        the ``drop_oldest`` policy and never wait for room in the queue.
+
+        Raises
+        ------
+        LocalProtocolError, DisconnectedError
+            The connection is not open (or finishing).
+        """
+        with self._lock:
+            if self._state is not State.OPEN and self._state is not State.FINISHING:
+                self._raise_not_open("sending a command")
+            _force_put(self._send_q, _Control(frame))
+
+    def _request(self, frame: Union[str, bytes], request: Request, timeout: float) -> Any:
+        """Send ``frame`` in order with the audio and wait, bounded, for its reply.
+
+        ``request`` (a :class:`~voxsync.request.Request`) is registered before
+        the frame is queued, so a fast reply is never missed; the receiving
+        thread hands every decoded message to :meth:`_offer_reply`. Any
+        thread may call this, including a handler (the reply is matched on
+        the receiving thread).
+
+        Returns
+        -------
+        The matching message.
+
+        Raises
+        ------
+        TimeoutError
+            No reply within ``timeout`` seconds.
+        DisconnectedError
+            The connection closed or failed while waiting (at once, not at
+            the end of ``timeout``).
+        Exception
+            The error reply, as built by the request's ``error`` function.
+        """
+        self._start_request(request)
+        try:
+            self._send_control(frame)
+            return request.wait(timeout)
+        finally:
+            self._end_request(request)
+
+    def _start_request(self, request: Request) -> None:
+        """Register ``request`` for :meth:`_offer_reply` (see :meth:`_request`)."""
+        with self._lock:
+            if self._closing:
+                raise DisconnectedError("the connection is closed")
+            self._requests.append(request)
+
+    def _end_request(self, request: Request) -> None:
+        with self._lock:
+            if request in self._requests:
+                self._requests.remove(request)
+
+    def _offer_reply(self, message: Any) -> bool:
+        """Offer a decoded message to the pending requests (receiving thread).
+
+        Returns True if it answered one. The message is still the
+        provider's to emit as an event if it wants.
+        """
+        if not self._requests:
+            return False
+        with self._lock:
+            pending = list(self._requests)
+        answered = False
+        for request in pending:
+            answered = request.offer(message) or answered
+        return answered
+
+    def _abort_requests(self, error: BaseException) -> None:
+        with self._lock:
+            pending, self._requests = self._requests, []
+        for request in pending:
+            request.abort(error)
 
     def _stream_ended(self) -> None:
         """The provider's end-of-stream answer arrived; ``finish()`` may complete."""
@@ -1071,6 +1186,12 @@ class Connection:
             self._closing = True
             self._state = State.CLOSED
             self._pending = None
+        fatal = self._fatal
+        self._abort_requests(
+            DisconnectedError(f"the connection failed: {fatal}")
+            if fatal is not None
+            else DisconnectedError("the connection was closed")
+        )
         discarded = self._drain_send_queue()
         if discarded:
             self.metrics._discarded(discarded)
@@ -1135,6 +1256,9 @@ class Connection:
                 if item is _FINISH:
                     self._end_of_stream()
                     continue
+                if type(item) is _Control:
+                    self._write_control(item.frame)
+                    continue
                 self._write_chunk(item)
                 self.metrics._sent(len(item))
         except Exception as exc:
@@ -1157,11 +1281,17 @@ class Connection:
             return
         if self._closing:
             return
-        if self._state is State.FINISHING or self._stream_done.is_set():
-            self._stream_ended()
+        if self._stream_done.is_set():
             self._shutdown(DisconnectReason.SERVER, None)
+        elif self._state is State.FINISHING:
+            # the end-of-stream marker never came: finish() must not report success
+            self._fail(self._peer_closed_error("before the end of the stream"))
         else:
-            self._fail(DisconnectedError("the service closed the stream"))
+            self._fail(self._peer_closed_error("during the stream"))
+
+    def _peer_closed_error(self, what: str) -> DisconnectedError:
+        """The error for a transport the service closed (reader thread); adds close details."""
+        return DisconnectedError(f"the service closed the stream {what}")
 
     def _wrap_transport_error(self, doing: str, exc: Exception) -> VoxsyncError:
         # a transport failure on an open stream is a DisconnectedError for every
