@@ -688,7 +688,7 @@ class Connection:
                     ) from None
 
     def _drop_oldest_audio(self) -> Optional[bytes]:
-        """Remove the oldest queued audio chunk; control frames stay. None if a sentinel came first."""
+        """Remove the oldest queued audio chunk (control frames stay); None behind a sentinel."""
         q = self._send_q
         with q.mutex:
             for index, item in enumerate(q.queue):
