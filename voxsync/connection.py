@@ -237,9 +237,11 @@ class EventIterator(Iterator[Emitted]):
         if self._done:
             raise StopIteration
         try:
-            item = self._q.get(timeout=self._timeout)
-        except queue.Empty:
-            raise TimeoutError(f"no event within {self._timeout} s") from None
+            item = self._get()
+        except KeyboardInterrupt:  # Ctrl+C in `for ev in conn.events()`: as in wait()
+            self.close()
+            self._conn.close()
+            raise
         if item is _END:
             self._done = True
             self._conn._unsubscribe(self)
@@ -250,6 +252,17 @@ class EventIterator(Iterator[Emitted]):
                 )
             raise StopIteration
         return item  # type: ignore[no-any-return]
+
+    def _get(self) -> Any:
+        # waits in slices so Ctrl+C is noticed promptly
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            wait = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+            try:
+                return self._q.get(timeout=max(0.0, wait))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"no event within {self._timeout} s") from None
 
     def close(self) -> None:
         """Stop receiving events; the iterator ends."""
@@ -806,12 +819,18 @@ class Connection:
 
         Audio still queued is discarded (counted in
         ``metrics.chunks_discarded``); use :meth:`finish` to send it and get
-        its results first. Idempotent, never raises, safe from any thread
-        including a handler (it then does not wait for the dispatcher it runs
-        on). Handlers still receive the events already received, then
-        ``disconnect``. Waits at most about 2 s for threads to end.
+        its results first. Events received but not yet dispatched are
+        discarded too (counted in ``metrics.events_discarded`` and in the
+        ``disconnect`` event's ``events_discarded``): the handler running
+        now completes, then the ``disconnect`` handlers run, and the
+        dispatcher ends. Pending commands fail with
+        :class:`~voxsync.errors.DisconnectedError`. Idempotent, never
+        raises, safe from any thread including a handler (it then does not
+        wait for the dispatcher it runs on). Returns once voxsync's threads
+        ended - unless a handler still runs, which it waits for at most
+        about 2 s.
         """
-        self._shutdown(DisconnectReason.CLIENT, None)
+        self._shutdown(DisconnectReason.CLIENT, None, discard_events=True)
         self._join_threads(CLOSE_JOIN_TIMEOUT)
         if not self._threads_alive(include_current=False):
             self._closed.set()
@@ -1169,7 +1188,9 @@ class Connection:
         return thread
 
     # ----------------------------------------------------------- internals
-    def _shutdown(self, reason: str, error: Optional[BaseException]) -> None:
+    def _shutdown(
+        self, reason: str, error: Optional[BaseException], discard_events: bool = False
+    ) -> None:
         with self._lock:
             if self._state is State.IDLE:
                 idle = True
@@ -1202,13 +1223,39 @@ class Connection:
         except Exception:
             log.debug("%s: closing the transport raised", self.name, exc_info=True)
         with self._lock:
+            dropped = self._discard_events() if discard_events else 0
             _force_put(
-                self._event_q, ("disconnect", Disconnected(reason, error), time.perf_counter())
+                self._event_q,
+                (
+                    "disconnect",
+                    Disconnected(reason, error, events_discarded=dropped),
+                    time.perf_counter(),
+                ),
             )
             _force_put(self._event_q, _STOP)
             self._dispatch_stopped = True
         self._run_close_callbacks()
         log.debug("%s: closed (%s)", self.name, reason)
+
+    def _discard_events(self) -> int:
+        """Empty the event queue (caller holds ``_lock``); count the events dropped."""
+        q = self._event_q
+        count = 0
+        with q.mutex:
+            kept = []
+            for item in q.queue:
+                if isinstance(item, tuple):
+                    count += 1
+                else:  # finish() barriers: released, so no waiter hangs
+                    kept.append(item)
+            q.queue.clear()
+            q.queue.extend(kept)
+            q.unfinished_tasks = len(kept)
+            q.not_full.notify_all()
+        if count:
+            self.metrics._events_discarded(count)
+            log.debug("%s: %d events not dispatched (closed)", self.name, count)
+        return count
 
     def _drain_send_queue(self) -> int:
         count = 0
@@ -1291,7 +1338,7 @@ class Connection:
 
     def _peer_closed_error(self, what: str) -> DisconnectedError:
         """The error for a transport the service closed (reader thread); adds close details."""
-        return DisconnectedError(f"the service closed the stream {what}")
+        return DisconnectedError(f"the service closed the connection {what}")
 
     def _wrap_transport_error(self, doing: str, exc: Exception) -> VoxsyncError:
         # a transport failure on an open stream is a DisconnectedError for every
