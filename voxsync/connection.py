@@ -5,8 +5,10 @@ subclass. The base class owns everything that is the same for all providers:
 
 * the lifecycle ``idle -> connecting -> open -> finishing -> closed``, with a
   typed error for every call made in the wrong state;
-* a bounded send queue drained by a **writer** thread, with an explicit
-  overflow policy, so ``send()`` never blocks the caller for long;
+* a bounded send queue of typed items - audio chunks and control frames -
+  drained by one **writer** thread, with an explicit overflow policy, so
+  ``send()`` never blocks the caller for long and a command never overtakes
+  audio queued before it;
 * one **dispatcher** thread that runs your handlers one at a time, in arrival
   order, so a slow handler never stalls receiving, keepalives or sending;
 * the handler-exception policy: logged with its traceback on the
@@ -19,8 +21,23 @@ subclass. The base class owns everything that is the same for all providers:
 Threads are named ``voxsync-<provider>-<n>-<role>`` (``reader``, ``writer``,
 ``dispatch``), are daemons, and are all joined by ``close()``. A provider adds
 only its transport and codec by overriding the ``_open``, ``_read_loop``,
-``_write_chunk``, ``_end_of_stream``, ``_keepalive`` and ``_close_transport``
-hooks.
+``_write_chunk``, ``_write_control``, ``_end_of_stream``, ``_keepalive`` and
+``_close_transport`` hooks; a WebSocket product subclasses
+:class:`voxsync.wsconnection.WebSocketConnection`, which implements most of
+them. Provider services, for subclasses only:
+
+``_deliver(event)``
+    queue an event for the dispatcher (any thread);
+``_send_control(frame)``
+    queue a control frame behind the audio already queued;
+``_request(frame, request, timeout)``
+    send a frame in order with the audio and wait, bounded, for the reply a
+    :class:`voxsync.request.Request` matches; the receiving thread offers
+    every decoded message with ``_offer_reply(message)``;
+``_stream_ended()``
+    the provider's end-of-stream marker arrived (``finish()`` succeeds);
+``_fail(error)``
+    a fatal error: store it, emit it, close.
 """
 
 from __future__ import annotations
