@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, Iterator, List
 
 import pytest
 from conftest import voxsync_threads
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import ServerConnection, serve
+from websockets.sync.server import ServerConnection
+from wsserver import WebSocketServer
 
 from voxsync.errors import DisconnectedError
 from voxsync.uhlive.connection import ConversationConnection
 
 
-class ClosingPhoenixServer:
+class ClosingPhoenixServer(WebSocketServer):
     """Accepts the join, swallows audio, and answers the leave by closing with 1008."""
 
     def __init__(self) -> None:
         self.events: List[str] = []
-        self._server = serve(self._handle, "127.0.0.1", 0)
-        self.port = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="phx-server")
-
-    def __enter__(self) -> ClosingPhoenixServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
-        assert not self._thread.is_alive()
+        super().__init__(self._handle, "phx-server")
 
     def _handle(self, ws: ServerConnection) -> None:
         try:

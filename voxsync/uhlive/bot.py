@@ -32,6 +32,7 @@ Events (handlers run on the dispatcher thread, see
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, Callable, ClassVar, FrozenSet, Optional, Sequence, Tuple, Type, Union
@@ -167,9 +168,15 @@ class BotConnection(WebSocketConnection):
         fmt = AUDIO_FORMATS[audio_codec]
         super().__init__(fmt, keepalive_interval=silence_chunk_ms / 1000.0, **options)
         self._token = token
-        self._credentials = (client_id, client_secret, user_id, user_pwd)
-        self._auth_server = auth_server
-        self._realm = realm
+        self._fetch_token = functools.partial(
+            get_token,
+            client_id,
+            client_secret,
+            user_id,
+            user_pwd,
+            auth_server=auth_server,
+            realm=realm,
+        )
         self._api_url = api_url
         self._open_args = (custom_id, channel_id, audio_codec, session_id)
         self._command_timeout = command_timeout
@@ -201,18 +208,7 @@ class BotConnection(WebSocketConnection):
         self._rec = Recognizer()  # a failed earlier attempt may have left OPEN pending
 
     def _create_transport(self, timeout: float) -> WebSocketTransport:
-        token = self._token
-        if token is None:
-            client_id, client_secret, user_id, user_pwd = self._credentials
-            token = get_token(
-                client_id,
-                client_secret,
-                user_id,
-                user_pwd,
-                timeout=timeout,
-                auth_server=self._auth_server,
-                realm=self._realm,
-            )
+        token = self._token or self._fetch_token(timeout=timeout)
         return WebSocketTransport(
             build_bot_url(self._api_url),
             headers={"Authorization": f"bearer {token}"},
