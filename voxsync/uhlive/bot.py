@@ -321,8 +321,8 @@ class BotConnection(WebSocketConnection):
                 self._send_control(close_frame)
             except VoxsyncError:
                 log.debug("%s: CLOSE after the last result could not be sent", self.name)
-        self._offer_reply(event)
         self._emit(event)
+        self._offer_reply(event)  # after its events, so a command returns after their handlers
         if isinstance(event, Closed):
             if self._finishing or self._close_sent:
                 # our CLOSE was answered (the end-of-stream marker): the server may now
