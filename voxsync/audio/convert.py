@@ -20,7 +20,7 @@ Examples
 --------
 Streaming, chunk by chunk::
 
-    conv = Converter(AudioFormat(48000, 2, "pcm_s16le"), conn.audio_format)
+    conv = Converter(AudioFormat(48000, 2, "pcm_s16le"), conn.input_format)
     for block in blocks:
         conn.send(conv.process(block))
     conn.send(conv.flush())
@@ -38,9 +38,9 @@ from typing import Any, Optional
 import numpy as np
 import numpy.typing as npt
 
-from voxsync.audio.format import AudioFormat
 from voxsync.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voxsync.errors import AudioFormatError, ConfigurationError
+from voxsync.format import AudioFormat
 
 __all__ = ["Converter", "convert", "from_float32", "to_float32"]
 
