@@ -64,7 +64,7 @@ from voxsync.errors import (
     TimeoutError,
     VoxsyncError,
 )
-from voxsync.events import Event, Message, Reconnected, Reconnecting, Transcript, Translation
+from voxsync.events import Event, Reconnected, Reconnecting, Transcript, Translation, UnknownEvent
 from voxsync.redact import RedactingFilter, redact
 
 __all__ = ["NAMESPACE", "SOCKETIO_PATH", "AiolaConnection", "decode_event"]
@@ -103,7 +103,10 @@ _EIO_BACKLOG = 8
 
 SOCKETIO_PATH = "/api/voice-streaming/socket.io"
 NAMESPACE = "/events"
-AUDIO_FORMAT = AudioFormat(16000, 1, "pcm_s16le")
+#: Audio codecs the streaming service takes (``send()`` takes this format).
+AUDIO_CODECS: tuple[str, ...] = ("pcm_s16le",)
+#: Codec -> the :class:`AudioFormat` of ``send()``: 16 kHz mono 16-bit PCM.
+AUDIO_FORMATS: Dict[str, AudioFormat] = {"pcm_s16le": AudioFormat(16000, 1, "pcm_s16le")}
 
 # seconds close() waits for each python-socketio thread
 _JOIN_TIMEOUT = 2.0
@@ -148,7 +151,7 @@ def decode_event(
     -------
     Event or VoxsyncError
         :class:`Transcript`, :class:`Translation`, :class:`Structured`,
-        :class:`Message` (anything else, never dropped), :class:`ServerError`
+        :class:`~voxsync.events.UnknownEvent` (anything else, never dropped), :class:`ServerError`
         for ``error`` events, :class:`RemoteProtocolError` for a known event
         with a payload of the wrong shape.
     """
@@ -187,7 +190,7 @@ def decode_event(
             text = f"{text}: {details}"
         code = raw.get("code")
         return ServerError(redact(text), code=str(code) if code is not None else None, raw=raw)
-    return Message(type=name, raw=raw)
+    return UnknownEvent(type=name, raw=raw)
 
 
 class _EngineIOClient(engineio.Client):  # type: ignore[misc]
@@ -350,7 +353,7 @@ class AiolaConnection(Connection):
         finish_quiet: float = 0.5,
         **options: Any,
     ) -> None:
-        super().__init__(AUDIO_FORMAT, **options)
+        super().__init__(AUDIO_FORMATS[AUDIO_CODECS[0]], **options)
         if not isinstance(reconnection_attempts, int) or reconnection_attempts < 0:
             raise ConfigurationError("reconnection_attempts must be an int >= 0")
         if not reconnection_delay >= 0:
@@ -626,7 +629,7 @@ class AiolaConnection(Connection):
             translation=translation if isinstance(translation, Mapping) else None,
             index=index,
         )
-        if isinstance(event, Message) and event.type in self.event_names:
+        if isinstance(event, UnknownEvent) and event.type in self.event_names:
             self._deliver(event, event.type)  # e.g. schema_values_updated
             return
         self._deliver(event)
