@@ -34,7 +34,6 @@ voxsync.local, voxsync.aiola, voxsync.uhlive
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection, State
 from voxsync.errors import (
     AudioFormatError,
@@ -68,6 +67,7 @@ from voxsync.events import (
     UnknownEvent,
     Word,
 )
+from voxsync.format import AudioFormat
 from voxsync.providers import (
     DEFAULT_PROVIDER,
     available_providers,
