@@ -693,3 +693,25 @@ def test_unpaced_audio_over_polling_stays_within_the_send_queue(scripted: AiolaE
     from voxsync.aiola import stream
 
     assert peak <= stream._EIO_BACKLOG + 2
+
+
+def test_a_huge_send_goes_out_in_chunks_of_the_service_size(scripted: AiolaEmulator) -> None:
+    from voxsync.aiola.protocol import CHUNK_BYTES
+
+    texts: List[str] = []
+    with client_for(scripted) as client:
+        conn = client.stt.stream(finish_silence=0)
+        conn.on("transcript", lambda ev: texts.append(ev.text))
+        conn.connect(timeout=10)
+        conn.send(bytes(16000 * 2 * 3))  # 3 s in one call
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            stats = scripted.stream_stats()
+            if stats and stats[0]["audio_bytes"] >= 96000 and len(texts) >= 3:
+                break
+            time.sleep(0.05)
+        stats = scripted.stream_stats()[0]
+        conn.close()
+    assert stats["audio_bytes"] == 96000
+    assert stats["chunks"] == -(-96000 // CHUNK_BYTES)  # every piece at most CHUNK_BYTES
+    assert texts[:3] == ["one", "two", "three"]

@@ -35,6 +35,7 @@ from voxsync.events import Event, Transcript, Translation, UnknownEvent
 from voxsync.redact import redact
 
 __all__ = [
+    "CHUNK_BYTES",
     "NAMESPACE",
     "SOCKETIO_PATH",
     "SPEECH_RMS",
@@ -47,6 +48,10 @@ __all__ = [
 
 SOCKETIO_PATH = "/api/voice-streaming/socket.io"
 NAMESPACE = "/events"
+
+#: Largest ``binary_data`` payload sent (aiOla's recommended 4096 bytes, 128 ms);
+#: a bigger ``send()`` is cut into pieces of this size.
+CHUNK_BYTES = 4096
 
 #: RMS level (16-bit scale) from which a chunk counts as speech.
 SPEECH_RMS = 300.0

@@ -44,6 +44,7 @@ from typing import (
 import socketio
 
 from voxsync.aiola.protocol import (
+    CHUNK_BYTES,
     NAMESPACE,
     SOCKETIO_PATH,
     SpeechTracker,
@@ -516,9 +517,12 @@ class AiolaConnection(Connection):
                     ) from None
 
     def _write_chunk(self, chunk: bytes) -> None:
-        # finish() needs to know whether speech was sent since the last transcript
-        self._speech.audio(chunk, time.monotonic())
-        self._emit_audio(chunk)
+        # a huge send() goes out in pieces of the size the service expects
+        for start in range(0, len(chunk), CHUNK_BYTES):
+            piece = chunk[start : start + CHUNK_BYTES]
+            # finish() needs to know whether speech was sent since the last transcript
+            self._speech.audio(piece, time.monotonic())
+            self._emit_audio(piece)
 
     def _keepalive(self) -> None:
         if self._ready.is_set():
