@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -715,3 +716,29 @@ def test_a_huge_send_goes_out_in_chunks_of_the_service_size(scripted: AiolaEmula
     assert stats["audio_bytes"] == 96000
     assert stats["chunks"] == -(-96000 // CHUNK_BYTES)  # every piece at most CHUNK_BYTES
     assert texts[:3] == ["one", "two", "three"]
+
+
+def test_reconnections_are_bounded_per_time_window() -> None:
+    engine = make_engine("scripted", every_bytes=16000, partial_ms=0)
+    # every connection is cut after 2 chunks: without a bound this reconnects forever
+    faults = AiolaFaults(drop_after_chunks=2, drop_times=1000)
+    with AiolaEmulator(engine=engine, faults=faults) as emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(
+            transports=("websocket",),
+            reconnection_delay=0.05,
+            max_reconnections=2,
+            reconnection_window=60,
+            overflow="drop_oldest",
+        )
+        rec = Recorder(conn)
+        conn.connect()
+        deadline = time.monotonic() + 30
+        while conn.connected and time.monotonic() < deadline:
+            with contextlib.suppress(DisconnectedError):
+                conn.send(bytes(CHUNK))
+            time.sleep(0.02)
+        with pytest.raises(DisconnectedError, match="2 reconnection") as info:
+            conn.wait(timeout=10)
+    assert "within 60 s" in str(info.value)
+    assert len(rec.of("reconnected")) == 2
+    assert conn.metrics.snapshot()["reconnects"] == 2

@@ -22,6 +22,7 @@ dispatcher). Its own reconnection is off: voxsync's explicit policy
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
@@ -32,6 +33,7 @@ from typing import (
     Any,
     Callable,
     ClassVar,
+    Deque,
     Dict,
     FrozenSet,
     List,
@@ -116,6 +118,11 @@ class AiolaConnection(Connection):
         Attempts after the transport is lost (0: none; default 3, like aiOla's SDK).
     reconnection_delay : float
         Seconds before each attempt (default 1).
+    max_reconnections, reconnection_window : int, float
+        At most ``max_reconnections`` successful reconnections within any
+        ``reconnection_window`` seconds (default 5 in 60 s): a transport that
+        keeps dropping right after each reconnection ends the connection with
+        a :class:`~voxsync.errors.DisconnectedError` instead of looping.
     transports : sequence of str
         Engine.IO transports, in order. The default ``("polling",
         "websocket")`` is what aiOla's SDKs use (long-polling handshake, then
@@ -170,6 +177,8 @@ class AiolaConnection(Connection):
         vad_config: Optional[Mapping[str, Any]] = None,
         reconnection_attempts: int = 3,
         reconnection_delay: float = 1.0,
+        max_reconnections: int = 5,
+        reconnection_window: float = 60.0,
         transports: Sequence[str] = ("polling", "websocket"),
         request_timeout: float = 15.0,
         finish_silence: float = 1.0,
@@ -181,6 +190,10 @@ class AiolaConnection(Connection):
             raise ConfigurationError("reconnection_attempts must be an int >= 0")
         if not reconnection_delay >= 0:
             raise ConfigurationError("reconnection_delay must be >= 0 seconds")
+        if not isinstance(max_reconnections, int) or max_reconnections < 0:
+            raise ConfigurationError("max_reconnections must be an int >= 0")
+        if not reconnection_window > 0:
+            raise ConfigurationError("reconnection_window must be > 0 seconds")
         bad = [t for t in transports if t not in ("polling", "websocket")]
         if bad or not transports:
             raise ConfigurationError(
@@ -197,6 +210,9 @@ class AiolaConnection(Connection):
         self.vad_config = dict(vad_config) if vad_config else None
         self.reconnection_attempts = reconnection_attempts
         self.reconnection_delay = reconnection_delay
+        self.max_reconnections = max_reconnections
+        self.reconnection_window = reconnection_window
+        self._reconnected_at: Deque[float] = collections.deque()
         self._transports = list(transports)
         self._request_timeout = request_timeout
         self._finish_silence = finish_silence
@@ -448,6 +464,18 @@ class AiolaConnection(Connection):
             return
         cause: VoxsyncError = ConnectionError(f"aiOla transport lost ({reason})")
         log.info("%s: transport lost (%s)", self.name, reason)
+        now = time.monotonic()
+        recent = self._reconnected_at
+        while recent and now - recent[0] > self.reconnection_window:
+            recent.popleft()
+        if len(recent) >= self.max_reconnections:
+            err = DisconnectedError(
+                f"the aiOla transport dropped again after {len(recent)} reconnection(s) "
+                f"within {self.reconnection_window:g} s; giving up"
+            )
+            err.__cause__ = cause
+            self._fail(err)
+            return
         for attempt in range(1, self.reconnection_attempts + 1):
             self._deliver(Reconnecting(attempt=attempt, error=cause))
             if self._stop.wait(self.reconnection_delay):
@@ -462,6 +490,7 @@ class AiolaConnection(Connection):
                 cause = exc
                 continue
             self.metrics.count_reconnect()
+            self._reconnected_at.append(time.monotonic())
             self._deliver(Reconnected(attempts=attempt))
             self._ready.set()
             return
