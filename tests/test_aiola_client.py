@@ -742,3 +742,19 @@ def test_reconnections_are_bounded_per_time_window() -> None:
     assert "within 60 s" in str(info.value)
     assert len(rec.of("reconnected")) == 2
     assert conn.metrics.snapshot()["reconnects"] == 2
+
+
+def test_a_malformed_socketio_packet_is_a_remote_protocol_error(scripted: AiolaEmulator) -> None:
+    scripted.faults.malformed_packet = True
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        rec.wait_for("error")
+        for chunk in chunks(bytes(16000)):  # the stream goes on
+            conn.send(chunk)
+        conn.finish(timeout=20)
+    errors = rec.of("error")
+    assert len(errors) == 1 and isinstance(errors[0], RemoteProtocolError)
+    assert "cannot be decoded" in str(errors[0]) and "cut" in str(errors[0])
+    assert [ev.text for ev in rec.of("transcript")][:1] == ["one"]

@@ -50,6 +50,8 @@ def test_the_private_api_the_adapter_overrides_is_there() -> None:
     assert isinstance(engineio.base_client.connected_clients, list)
     assert hasattr(engineio.packet, "CLOSE") and hasattr(client.reason, "CLIENT_DISCONNECT")
     assert callable(socketio.Client._engineio_client_class)
+    assert "Unknown packet type." in inspect.getsource(socketio.Client._handle_eio_message)
+    assert SocketIOClient().packet_class.__mro__[1] is socketio.packet.Packet
     # attributes set by the constructor that the adapter reads
     eio = EngineIOClient()
     for name in ("queue", "state", "ws", "read_loop_task", "write_loop_task", "http"):

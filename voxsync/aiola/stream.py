@@ -62,6 +62,7 @@ from voxsync.errors import (
     ConnectionError,
     DisconnectedError,
     LocalProtocolError,
+    RemoteProtocolError,
     TimeoutError,
     VoxsyncError,
 )
@@ -358,6 +359,7 @@ class AiolaConnection(Connection):
             engineio_logger=_EIO_LOG,
         )
         sio.eio.spawn = functools.partial(self._spawn, generation)
+        sio.on_malformed = functools.partial(self._on_malformed, generation)
         sio.on("connect", self._make_handler(generation, "connect"), namespace=NAMESPACE)
         sio.on(
             "connect_error", self._make_handler(generation, "connect_error"), namespace=NAMESPACE
@@ -440,6 +442,17 @@ class AiolaConnection(Connection):
             self._deliver(event, event.type)  # e.g. schema_values_updated
             return
         self._deliver(event)
+
+    def _on_malformed(self, generation: int, data: Any, exc: Exception) -> None:
+        """A packet python-socketio could not decode (reader thread): reported, not dropped."""
+        if generation != self._generation:
+            return
+        shown = redact(repr(data))
+        if len(shown) > 120:
+            shown = shown[:120] + "..."
+        self._deliver(
+            RemoteProtocolError(f"aiOla sent a Socket.IO packet that cannot be decoded: {shown}")
+        )
 
     def _on_lost(self, generation: int, reason: Any) -> None:
         """The Socket.IO connection ended (reader thread of that connection)."""

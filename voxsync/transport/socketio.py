@@ -43,6 +43,7 @@ __all__ = [
     "THREAD_ROLES",
     "EngineIOClient",
     "HandOffQueue",
+    "MalformedPacketError",
     "SocketIOClient",
     "TransportLogFilter",
 ]
@@ -193,13 +194,54 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
                 http.close()
 
 
+class MalformedPacketError(ValueError):
+    """A Socket.IO packet that python-socketio cannot decode."""
+
+
+class _CheckedPacket(socketio.packet.Packet):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except Exception as exc:  # json / int parsing of a broken packet
+            raise MalformedPacketError(f"{type(exc).__name__}: {exc}") from exc
+
+
 class SocketIOClient(socketio.Client):  # type: ignore[misc]
-    """python-socketio client on :class:`EngineIOClient`."""
+    """python-socketio client on :class:`EngineIOClient`.
+
+    A packet it cannot decode goes to :attr:`on_malformed` (``fn(data,
+    error)``, called on the reader thread) instead of being logged and
+    forgotten inside engine.io; the stream goes on.
+    """
 
     eio: EngineIOClient
+    packet_class: type
+    on_malformed: Optional[Callable[[Any, Exception], None]] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.packet_class is socketio.packet.Packet:
+            self.packet_class = _CheckedPacket
 
     def _engineio_client_class(self) -> type:
         return EngineIOClient
+
+    def _handle_eio_message(self, data: Any) -> None:
+        try:
+            super()._handle_eio_message(data)
+        except MalformedPacketError as exc:
+            self._malformed(data, exc)
+        except ValueError as exc:
+            if str(exc) != "Unknown packet type.":
+                raise
+            self._malformed(data, exc)
+
+    def _malformed(self, data: Any, exc: Exception) -> None:
+        self._binary_packet = None
+        hook = self.on_malformed
+        if hook is None:
+            raise exc
+        hook(data, exc)
 
 
 def safe_disconnect(sio: Optional[socketio.Client]) -> None:
