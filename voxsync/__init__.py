@@ -4,7 +4,6 @@ One callback API for real-time speech services, with an offline recognizer
 as the default provider (no account, no network)::
 
     import voxsync
-    from voxsync.audio import stream_file
 
     conn = voxsync.connection()                 # provider "local"
 
@@ -14,14 +13,17 @@ as the default provider (no account, no network)::
             print(ev.text)
 
     with conn:                                  # connect ... finish + close
-        stream_file(conn, "hello.wav", realtime=False)
+        voxsync.stream_file(conn, "hello.wav", realtime=False)
 
 Overview
 --------
 connect / connection     create a connection for a provider by name
 Connection               the contract every provider implements
-Transcript, Translation, AudioChunk, StreamWarning, Message, ...
+Transcript, Translation, AudioChunk, StreamWarning, UnknownEvent, ...
                          event objects handed to handlers
+MicrophoneStream, stream_file
+                         audio sources: ``MicrophoneStream().stream_to(conn)``,
+                         ``stream_file(conn, "speech.wav")`` (imported on first use)
 VoxsyncError and subclasses (voxsync.errors)
                          the exception hierarchy
 voxsync.audio            AudioFormat, conversion, files, MicrophoneStream
@@ -31,7 +33,9 @@ voxsync.local, voxsync.aiola, voxsync.uhlive
                          providers; voxsync.emulators: local servers for each
 """
 
-from voxsync.batch import FileResult, transcribe_many
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from voxsync.connection import Connection, State
 from voxsync.errors import (
     AudioFormatError,
@@ -62,6 +66,7 @@ from voxsync.events import (
     StreamWarning,
     Transcript,
     Translation,
+    UnknownEvent,
     Word,
 )
 from voxsync.format import AudioFormat
@@ -74,6 +79,14 @@ from voxsync.providers import (
 )
 
 __version__ = "0.1.0"
+
+# Audio sources load numpy and PortAudio bindings: import them on first use.
+_LAZY = {
+    "FileResult": "voxsync.batch",
+    "MicrophoneStream": "voxsync.audio.microphone",
+    "stream_file": "voxsync.audio.files",
+    "transcribe_many": "voxsync.batch",
+}
 
 __all__ = [
     "DEFAULT_PROVIDER",
@@ -95,6 +108,7 @@ __all__ = [
     "HandlerError",
     "LocalProtocolError",
     "Message",
+    "MicrophoneStream",
     "ProtocolError",
     "QueueFullError",
     "Reconnected",
@@ -106,6 +120,7 @@ __all__ = [
     "TimeoutError",
     "Transcript",
     "Translation",
+    "UnknownEvent",
     "VoxsyncError",
     "Word",
     "__version__",
@@ -113,5 +128,21 @@ __all__ = [
     "connect",
     "connection",
     "register_provider",
+    "stream_file",
     "transcribe_many",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voxsync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from voxsync.audio.files import stream_file
+    from voxsync.audio.microphone import MicrophoneStream
+    from voxsync.batch import FileResult, transcribe_many
