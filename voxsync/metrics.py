@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, deque
-from typing import Any, Callable, Deque, Dict, Optional
+from array import array
+from collections import Counter
+from typing import Any, Callable, Dict, Optional
 
 from voxsync.format import AudioFormat
 
 __all__ = ["Metrics"]
 
-_LATENCY_SAMPLES = 4096
+#: Latency samples kept per connection (a ring of the most recent events: 2 KiB).
+_LATENCY_SAMPLES = 256
 
 
 class Metrics:
@@ -63,7 +65,8 @@ class Metrics:
         self.events: Counter[str] = Counter()
         self.handler_seconds = 0.0
         self.reconnects = 0
-        self._latencies: Deque[float] = deque(maxlen=_LATENCY_SAMPLES)
+        self._latencies = array("d")
+        self._latency_next = 0  # ring position once full
         self.latency_max = 0.0
 
     # -- updates (voxsync threads) ---------------------------------------
@@ -97,7 +100,11 @@ class Metrics:
         with self._lock:
             self.events[name] += 1
             self.handler_seconds += handler_seconds
-            self._latencies.append(latency)
+            if len(self._latencies) < _LATENCY_SAMPLES:
+                self._latencies.append(latency)
+            else:
+                self._latencies[self._latency_next] = latency
+                self._latency_next = (self._latency_next + 1) % _LATENCY_SAMPLES
             if latency > self.latency_max:
                 self.latency_max = latency
 
@@ -120,7 +127,7 @@ class Metrics:
     def latency_percentile(self, percent: float) -> Optional[float]:
         """Event latency (received -> handler start) percentile in seconds.
 
-        Computed over the last 4096 events; None before the first event.
+        Computed over the last 256 events; None before the first event.
         """
         with self._lock:
             samples = sorted(self._latencies)
