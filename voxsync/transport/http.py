@@ -44,9 +44,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Tuple
-
-import requests
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Collection,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+)
 
 from voxsync.errors import (
     AuthenticationError,
@@ -57,6 +66,9 @@ from voxsync.errors import (
     VoxsyncError,
 )
 from voxsync.redact import redact
+
+if TYPE_CHECKING:  # requests is imported on first use: ~40 ms off importing a provider
+    import requests
 
 __all__ = ["DEFAULT_USER_AGENT", "HttpClient", "HttpFailure", "default_error", "error_fields"]
 
@@ -191,6 +203,8 @@ class HttpClient:
         self.auth_statuses = frozenset(auth_statuses)
         self._secrets = tuple(s for s in secrets if s)
         self._errors = errors
+        import requests
+
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         if self._owns_session:
@@ -292,6 +306,8 @@ class HttpClient:
         for name, value in all_headers.items():
             if name.lower() == "authorization" and value:
                 hidden.append(value.split(" ", 1)[-1])
+        import requests
+
         label = what or f"{method} {redact(path, hidden)}"
         timeout = self.timeout if timeout is None else timeout
         with self._cond:
@@ -355,6 +371,8 @@ class HttpClient:
         params: Optional[Mapping[str, Any]],
     ) -> Any:
         """One attempt: the response when expected, else the exception to raise."""
+        import requests
+
         shown = redact(url, hidden)
         try:
             response = self._session.request(
