@@ -21,13 +21,33 @@ another host (an emulator: ``voxsync emulate aiola``) without changing code.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import importlib
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from voxsync.aiola._rest import AiolaAuthenticationError
 from voxsync.aiola.client import AiolaClient, SttClient
-from voxsync.aiola.stream import AiolaConnection, decode_event
 from voxsync.aiola.types import FileTranscript, GrantTokenResponse, LiveEvents, Structured
-from voxsync.audio import MicrophoneStream
+
+if TYPE_CHECKING:
+    from voxsync.aiola.stream import AiolaConnection, decode_event
+    from voxsync.audio import MicrophoneStream
+
+# imported on first use: python-socketio and numpy cost more than the rest of
+# the package, and 'voxsync --help' only needs the provider's options
+_LAZY = {
+    "AiolaConnection": "voxsync.aiola.stream",
+    "decode_event": "voxsync.aiola.stream",
+    "MicrophoneStream": "voxsync.audio",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voxsync.aiola' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AiolaAuthenticationError",
