@@ -17,9 +17,12 @@ within 2x of the vendor codec's import.
 
 Writes benchmarks/results/startup.json.
 
+``--baseline DIR`` also times the voxsync commands with voxsync imported
+from another checkout, for before/after figures from one run.
+
 Usage::
 
-    python benchmarks/startup.py [--repeats 15]
+    python benchmarks/startup.py [--repeats 15] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -40,9 +43,15 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGETS_MS = {"import voxsync": 40.0, "voxsync --help": 120.0}
 
 
-def cases() -> Dict[str, Optional[List[str]]]:
+def cases(baseline: Optional[Path] = None) -> Dict[str, Optional[List[str]]]:
     py = [sys.executable, "-c"]
     found = importlib.util.find_spec
+    if baseline is not None:
+        return {
+            f"baseline: {name}": [*py, _from(baseline, argv[2])]
+            for name, argv in cases().items()
+            if argv is not None and "voxsync" in name and not name.startswith("vendor")
+        }
     return {
         "python -c pass": [*py, "pass"],
         "import voxsync": [*py, "import voxsync"],
@@ -59,6 +68,15 @@ def cases() -> Dict[str, Optional[List[str]]]:
     }
 
 
+def _from(baseline: Path, code: str) -> str:
+    """``code`` importing voxsync from the ``baseline`` checkout (over an editable install)."""
+    return (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+        "if not type(f).__module__.startswith('__editable__')]; "
+        f"sys.path.insert(0, {str(baseline.resolve())!r}); " + code
+    )
+
+
 def measure(argv: List[str], repeats: int) -> List[float]:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)  # warm-up
     times = []
@@ -73,13 +91,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also time voxsync imported from this checkout (before/after in one run)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "startup.json"
     )
     args = parser.parse_args()
     rows: Dict[str, Any] = {}
     bare = 0.0
     print(f"{'':<44} {'median ms':>9} {'min ms':>7} {'import ms':>9}  target")
-    for name, argv in cases().items():
+    table = cases()
+    if args.baseline is not None:
+        table.update(cases(args.baseline))
+    for name, argv in table.items():
         if argv is None:
             print(f"{name:<44} {'(not installed)':>9}")
             continue
@@ -88,7 +116,7 @@ def main() -> int:
         if name == "python -c pass":
             bare = median
         net = median - bare
-        target = TARGETS_MS.get(name)
+        target = TARGETS_MS.get(name)  # baseline rows have none
         verdict = (
             "" if target is None else f"<= {target:.0f}: {'met' if net <= target else 'NOT met'}"
         )
@@ -121,6 +149,10 @@ def main() -> int:
         )
         + "\n"
     )
+    for name in TARGETS_MS:
+        before = rows.get(f"baseline: {name}")
+        if before and rows[name]["import_ms"] > 0:
+            print(f"{name}: baseline / now = {before['import_ms'] / rows[name]['import_ms']:.2f}x")
     print(f"wrote {args.output}")
     return 0
 
