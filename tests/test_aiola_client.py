@@ -846,3 +846,37 @@ def test_close_and_finish_are_bounded_when_the_server_stops_answering(
             assert time.monotonic() - started < 1.0 + 2.5
         finally:
             proxy.close()
+
+
+def _loud(seconds: float) -> bytes:
+    import numpy as np
+
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes()
+
+
+def test_finish_waits_for_the_transcript_of_speech_sent() -> None:
+    engine = make_engine("scripted", every_bytes=32000, transcripts=["late"], partial_ms=0)
+    # the server acknowledges the audio at once but its transcript comes 1.5 s later
+    emu = AiolaEmulator(engine=engine, faults=AiolaFaults(event_delay=1.5))
+    with emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(finish_silence=0.1)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(1.0)):
+            conn.send(chunk)
+        conn.finish(timeout=10)
+    assert [ev.text for ev in rec.of("transcript")] == ["late"]
+
+
+def test_finish_gives_up_with_timeout_error_when_speech_is_never_transcribed() -> None:
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)  # never transcribes
+    with AiolaEmulator(engine=engine) as emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(finish_silence=0.1)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(0.5)):
+            conn.send(chunk)
+        started = time.monotonic()
+        with pytest.raises(voxsync.errors.TimeoutError, match="finish"):
+            conn.finish(timeout=1.5)
+        assert 1.4 <= time.monotonic() - started < 1.5 + 2.5
