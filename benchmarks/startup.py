@@ -6,6 +6,10 @@ warm), minus nothing: it includes the interpreter's own start. The bare
 interpreter (``python -c pass``) is measured the same way and shown, so
 the cost of the import itself is ``figure - bare``.
 
+The modules each command leaves imported are counted too (and the heavy
+packages among them: numpy, requests, python-socketio, ...): unlike times,
+that figure does not move with the machine's load.
+
 The vendors' imports are measured alongside when they are installed (the
 benchmark environment, see docs/benchmarks.rst): ``import uhlive.stream.
 conversation`` (Uh!ive's sans-I/O codec, the counterpart of
@@ -77,6 +81,25 @@ def _from(baseline: Path, code: str) -> str:
     )
 
 
+HEAVY = ("numpy", "requests", "urllib3", "socketio", "engineio", "websocket", "pocketsphinx")
+
+
+def modules(argv: List[str]) -> Dict[str, Any]:
+    """Modules the command leaves imported: a figure the machine's load cannot move."""
+    code = argv[-1].replace("sys.exit(main(['--help']))", "main(['--help'])")
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    exec({code!r})\n"
+        f"print(len(sys.modules), json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [*argv[:-1], probe], check=True, capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    count, _, heavy = out.partition(" ")
+    return {"modules": int(count), "heavy": json.loads(heavy)}
+
+
 def measure(argv: List[str], repeats: int) -> List[float]:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)  # warm-up
     times = []
@@ -103,7 +126,10 @@ def main() -> int:
     args = parser.parse_args()
     rows: Dict[str, Any] = {}
     bare = 0.0
-    print(f"{'':<44} {'median ms':>9} {'min ms':>7} {'import ms':>9}  target")
+    print(
+        f"{'':<44} {'median ms':>9} {'min ms':>7} {'import ms':>9}  {'modules':>7} "
+        f"{'heavy packages loaded':<24} target"
+    )
     table = cases()
     if args.baseline is not None:
         table.update(cases(args.baseline))
@@ -120,13 +146,18 @@ def main() -> int:
         verdict = (
             "" if target is None else f"<= {target:.0f}: {'met' if net <= target else 'NOT met'}"
         )
+        loaded = modules(argv)
         rows[name] = {
+            **loaded,
             "median_ms": round(median, 1),
             "min_ms": round(1000 * min(times), 1),
             "import_ms": round(net, 1),
             "target_ms": target,
         }
-        print(f"{name:<44} {median:>9.1f} {1000 * min(times):>7.1f} {net:>9.1f}  {verdict}")
+        print(
+            f"{name:<44} {median:>9.1f} {1000 * min(times):>7.1f} {net:>9.1f}  "
+            f"{loaded['modules']:>7} {','.join(loaded['heavy']) or '-':<24} {verdict}"
+        )
     codec = rows.get("vendor: import uhlive.stream.conversation")
     if codec:
         ratio = rows["import voxsync.uhlive"]["import_ms"] / max(codec["import_ms"], 0.1)
