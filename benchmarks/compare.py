@@ -605,7 +605,21 @@ def ladder(
     libraries: List[str],
 ) -> Dict[str, Any]:
     """Raise N until each library fails twice in a row; its limit is the last N it held."""
-    limits: Dict[str, Optional[int]] = {lib: None for lib in libraries}
+    # stream counts below the ladder's first, held in the fixed runs, count too
+    limits: Dict[str, Optional[int]] = {
+        lib: max(
+            (
+                r["streams"]
+                for r in rows
+                if r.get("provider") == provider
+                and r.get("library") == lib
+                and r.get("held")
+                and r["streams"] < first
+            ),
+            default=None,
+        )
+        for lib in libraries
+    }
     failures = {lib: 0 for lib in libraries}
     n, k = first, 0
     while n <= top and any(f < 2 for f in failures.values()):
