@@ -4,6 +4,7 @@
 
     voxsync transcribe speech.wav                 # offline, prints the transcript
     voxsync transcribe --format json a.wav b.flac # one JSON object per event
+    voxsync transcribe --jobs 8 calls/*.wav       # 8 files at a time
     voxsync listen --device 2                     # microphone; Ctrl+C to stop
     voxsync devices                               # input devices
     voxsync --provider aiola transcribe call.wav  # a cloud provider
@@ -11,7 +12,8 @@
 
 Exit status: 0 on success, 1 on an error (one line on stderr; ``--debug``
 adds the traceback), 2 on a usage error, 130 when interrupted (except
-``listen``, for which Ctrl+C is the normal way to stop).
+``listen``, for which Ctrl+C is the normal way to stop). ``transcribe
+--jobs N`` exits with the number of files that failed (at most 100).
 """
 
 from __future__ import annotations
