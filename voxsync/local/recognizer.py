@@ -20,12 +20,20 @@ from a generic value, which makes the first utterance of a stream less
 accurate. The recognizer therefore estimates the mean from the first
 utterance of a stream itself (a pass with a trivial grammar: feature
 extraction only, no real search): from its first second, to decode it
-provisionally and give partials, then from its first two seconds (or all
-of it, if shorter), to decode it again from the start for good. Later
-utterances use the running estimate.
+provisionally and give partials, then from all of it (its first 10 s if
+longer), to decode it again from the start for good. Later utterances use
+the running estimate. On real read speech a shorter estimate (the first
+2 s) cost accuracy; with the whole utterance the first one is decoded as
+well as pocketsphinx decodes a whole file (see ``docs/local.rst``).
+
+The decoder gets audio in slices of at most a quarter second, however large
+the chunks given to :meth:`Recognizer.feed`: the result does not depend on
+the chunking, and :meth:`Recognizer.interrupt` can stop a large chunk from
+another thread between two slices.
 
 Everything here runs on the calling thread; a :class:`Recognizer` is not
-thread-safe (use one per stream and per thread).
+thread-safe (use one per stream and per thread), except for
+:meth:`Recognizer.interrupt`.
 """
 
 from __future__ import annotations
@@ -304,8 +312,14 @@ class Recognizer:
 
     Notes
     -----
-    Not thread-safe: all methods must be called from one thread at a time.
-    Everything (decoding included) runs on the calling thread.
+    Not thread-safe: all methods must be called from one thread at a time,
+    except :meth:`interrupt`, which any thread may call. Everything (decoding
+    included) runs on the calling thread.
+
+    The first utterance of a stream costs more than the others: it is
+    decoded twice (provisionally for partials, then for good with a
+    feature normalisation estimated from all of it, up to 10 s), so its
+    final comes later by the time it takes to decode it again.
 
     Examples
     --------
