@@ -29,8 +29,9 @@ REAL_SPEECH = Path(
 #: scores 27.2 % on these files; the streaming recognizer must not do worse.
 MAX_REAL_WER = 0.28
 #: Mean WER accepted for the same audio downsampled to 8 kHz (telephone
-#: audio: the model is a 16 kHz one, so the lost upper band costs accuracy).
-MAX_REAL_WER_8K = 0.45
+#: audio: the model is a 16 kHz one, so the lost upper band costs accuracy;
+#: measured: 34.2 %).
+MAX_REAL_WER_8K = 0.40
 
 Item = Tuple[str, bytes, str]
 
