@@ -53,6 +53,20 @@ def test_finals_do_not_depend_on_the_chunk_size(decoder: Any) -> None:
     assert all(r == results[0] for r in results[1:]), results
 
 
+def test_final_words_do_not_depend_on_partial_settings(decoder: Any) -> None:
+    pcm = pcm16("two_utterances.wav")
+    results = []
+    for partial_ms in (0, 30, 200, 1000):
+        with Recognizer(decoder=decoder, partial_ms=partial_ms) as rec:
+            segments = run(rec, pcm)
+        assert partial_ms or all(s.is_final for s in segments)
+        # same words; without partials the first utterance is not decoded
+        # provisionally, which can move a word boundary by a frame
+        results.append([s.text for s in finals(segments)])
+    assert len(results[0]) == 2
+    assert all(r == results[0] for r in results[1:]), results
+
+
 def test_one_whole_chunk_without_partials_gives_the_words(decoder: Any) -> None:
     # partial_ms=0: a whole utterance reaches the decoder at once (in slices)
     pcm = pcm16("quick_brown_fox.wav")
