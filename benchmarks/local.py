@@ -21,7 +21,19 @@ between them):
   ``transcript`` event (the utterance-ending silence, 500 ms by default,
   is part of it);
 * **CPU per real-time stream**: CPU time of the process / wall time during
-  the paced run (1.0 = one core).
+  the paced run (1.0 = one core);
+* **word error rate (WER) on two sets**, each file decoded as its own
+  stream and the WER averaged over the files: the synthesized samples
+  (``samples/audio``) and real human read speech (five LibriVox utterances
+  shipped in Debian's ``pocketsphinx-testdata`` package, see
+  ``tests/data/README``). Each by raw pocketsphinx decoding the file whole
+  (one utterance, whole-file cepstral mean: the engine's best case), by
+  voxsync's :class:`~voxsync.local.Recognizer` at 16 kHz, and by the same at
+  8 kHz (the audio downsampled with :func:`voxsync.audio.convert`, the way
+  telephone audio reaches the Uh!ive emulator), plain and with the Uh!ive
+  emulator's bandwidth extension (what its recognition runs). The real files are also
+  joined into one stream (1 s of silence apart) and decoded live, to cover
+  the later utterances of a stream.
 
 Prints a table and writes ``benchmarks/results/local.json``.
 """
@@ -49,6 +61,10 @@ import voxsync  # noqa: E402
 from voxsync.events import Transcript  # noqa: E402
 
 SAMPLES = ROOT / "samples" / "audio"
+#: Where Debian's pocketsphinx-testdata package puts its LibriVox utterances.
+REAL_SPEECH = Path(
+    os.environ.get("VOXSYNC_REAL_SPEECH_DIR", "/usr/share/pocketsphinx/test/data/librivox")
+)
 RATE = 16000
 CHUNK = RATE * 2 // 10  # 100 ms of 16-bit mono
 
@@ -66,6 +82,105 @@ def build_stream(loops: int) -> Tuple[bytes, List[str]]:
             parts += [data.astype("<i2"), gap]
             words += transcripts[name].split()
     return np.concatenate(parts).tobytes(), words
+
+
+Item = Tuple[str, bytes, str]  # name, 16 kHz PCM, reference transcript
+
+
+def synthesized_set() -> List[Item]:
+    transcripts: Dict[str, str] = json.loads((SAMPLES / "transcripts.json").read_text("utf-8"))
+    items = []
+    for name in sorted(transcripts):
+        data, rate = sf.read(str(SAMPLES / name), dtype="int16")
+        assert rate == RATE
+        items.append((name, data.astype("<i2").tobytes(), transcripts[name]))
+    return items
+
+
+def real_speech_set() -> Optional[List[Item]]:
+    """The LibriVox utterances and their transcripts, or None if not installed."""
+    listing = REAL_SPEECH / "transcription"
+    if not listing.is_file():
+        return None
+    items = []
+    for line in listing.read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        text, _, name = line.rpartition("(")
+        words = [w for w in text.split() if w not in ("<s>", "</s>")]
+        data, rate = sf.read(str(REAL_SPEECH / (name.strip(" )") + ".wav")), dtype="int16")
+        assert rate == RATE and data.ndim == 1
+        items.append((name.strip(" )"), data.astype("<i2").tobytes(), " ".join(words)))
+    return items
+
+
+def raw_whole(pcm: bytes) -> str:
+    """Raw pocketsphinx, a fresh decoder, the file decoded whole as one utterance."""
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(loglevel="FATAL")
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    return hyp.hypstr if hyp is not None else ""
+
+
+def recognizer_text(pcm: bytes, rate: int = RATE) -> str:
+    """voxsync's Recognizer on one stream (100 ms chunks), its finals joined."""
+    from voxsync.local import Recognizer
+
+    chunk = rate * 2 // 10
+    with Recognizer(rate) as recognizer:
+        finals: List[str] = []
+        for start in range(0, len(pcm), chunk):
+            finals += [s.text for s in recognizer.feed(pcm[start : start + chunk]) if s.is_final]
+        finals += [s.text for s in recognizer.flush() if s.is_final]
+    return " ".join(finals)
+
+
+def to_8k(pcm: bytes) -> bytes:
+    from voxsync.audio import AudioFormat, convert
+
+    return convert(pcm, AudioFormat(sample_rate=RATE), AudioFormat(sample_rate=8000))
+
+
+def uhlive_emulator_text(pcm8: bytes) -> str:
+    """8 kHz audio as the Uh!ive emulator recognises it: bandwidth extension, then 16 kHz."""
+    from voxsync.emulators.uhlive.conversation import BandwidthExtender
+    from voxsync.emulators.uhlive.server import DEFAULT_BANDWIDTH_EXTENSION
+
+    extender = BandwidthExtender(DEFAULT_BANDWIDTH_EXTENSION)
+    chunk = 1600
+    pcm16 = b"".join(
+        extender.process(pcm8[i : i + chunk], last=i + chunk >= len(pcm8))
+        for i in range(0, len(pcm8), chunk)
+    )
+    return recognizer_text(pcm16)
+
+
+def accuracy(items: List[Item]) -> Dict[str, Any]:
+    """Per-file WER: raw pocketsphinx, voxsync at 16 kHz, at 8 kHz, and as the Uh!ive emulator."""
+    files: Dict[str, Dict[str, float]] = {}
+    for name, pcm, reference in items:
+        ref = reference.split()
+        files[name] = {
+            "raw_pocketsphinx_whole": wer(ref, raw_whole(pcm).split()),
+            "voxsync_16k": wer(ref, recognizer_text(pcm).split()),
+            "voxsync_8k": wer(ref, recognizer_text(to_8k(pcm), 8000).split()),
+            "uhlive_emulator_8k": wer(ref, uhlive_emulator_text(to_8k(pcm)).split()),
+        }
+    keys = ("raw_pocketsphinx_whole", "voxsync_16k", "voxsync_8k", "uhlive_emulator_8k")
+    return {
+        "mean_wer": {k: statistics.mean(f[k] for f in files.values()) for k in keys},
+        "files": files,
+    }
+
+
+def joined(items: List[Item]) -> Tuple[bytes, List[str]]:
+    gap = bytes(RATE * 2)
+    pcm = b"".join(p + gap for _, p, _ in items)
+    return pcm, [w for _, _, ref in items for w in ref.split()]
 
 
 def raw_pocketsphinx(pcm: bytes) -> Tuple[float, float, str]:
@@ -227,6 +342,19 @@ def main() -> int:
     result["recognizer_vs_raw"] = rec[0] / raw[0]
     result["connection_vs_recognizer"] = local[0] / rec[0]
     result["target_overhead_ratio"] = 1.05
+    print("word error rates (each file its own stream) ...")
+    result["synthesized"] = accuracy(synthesized_set())
+    real = real_speech_set()
+    if real is None:
+        print(f"real speech: not found in {REAL_SPEECH} (apt-get install pocketsphinx-testdata)")
+        result["real_speech"] = None
+    else:
+        result["real_speech"] = accuracy(real)
+        pcm_real, words_real = joined(real)
+        result["real_speech"]["joined_stream_wer"] = {
+            "raw_pocketsphinx_live": wer(words_real, raw_pocketsphinx(pcm_real)[2].split()),
+            "voxsync_16k": wer(words_real, voxsync_recognizer(pcm_real)[2].split()),
+        }
     if not args.no_realtime:
         pcm_rt, _ = build_stream(1)
         result["realtime"] = realtime_latency(pcm_rt)
@@ -239,9 +367,27 @@ def main() -> int:
         ("same, in CPU time", f"{result['overhead_ratio_cpu']:.3f}"),
         ("  of which: recognizer / raw", f"{result['recognizer_vs_raw']:.3f}"),
         ("  of which: connection / recognizer", f"{result['connection_vs_recognizer']:.3f}"),
-        ("raw pocketsphinx WER", f"{result['raw_pocketsphinx']['wer']:.1%}"),
-        ("voxsync local WER", f"{result['voxsync_local']['wer']:.1%}"),
+        ("synthesized stream: raw live WER", f"{result['raw_pocketsphinx']['wer']:.1%}"),
+        ("synthesized stream: voxsync local WER", f"{result['voxsync_local']['wer']:.1%}"),
     ]
+    for label, key in (("synthesized", "synthesized"), ("real speech", "real_speech")):
+        acc = result[key]
+        if acc is None:
+            rows.append((f"{label}: WER", "not installed"))
+            continue
+        mean = acc["mean_wer"]
+        rows += [
+            (f"{label}: raw pocketsphinx, whole files", f"{mean['raw_pocketsphinx_whole']:.1%}"),
+            (f"{label}: voxsync Recognizer, 16 kHz", f"{mean['voxsync_16k']:.1%}"),
+            (f"{label}: voxsync Recognizer, 8 kHz", f"{mean['voxsync_8k']:.1%}"),
+            (f"{label}: Uh!ive emulator, 8 kHz", f"{mean['uhlive_emulator_8k']:.1%}"),
+        ]
+    if result["real_speech"] is not None:
+        stream = result["real_speech"]["joined_stream_wer"]
+        rows += [
+            ("real speech, one stream: raw live", f"{stream['raw_pocketsphinx_live']:.1%}"),
+            ("real speech, one stream: voxsync", f"{stream['voxsync_16k']:.1%}"),
+        ]
     if "realtime" in result:
         rt = result["realtime"]
         rows += [

@@ -11,7 +11,7 @@ if command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-        libportaudio2 libsndfile1 pulseaudio pulseaudio-utils flite >/dev/null
+        libportaudio2 libsndfile1 pulseaudio pulseaudio-utils flite pocketsphinx-testdata >/dev/null
 fi
 
 python3 -m venv .venv

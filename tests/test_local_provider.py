@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import List
 
@@ -175,3 +176,27 @@ def test_send_after_finish_is_a_protocol_error() -> None:
     conn.finish()
     with pytest.raises(LocalProtocolError):
         conn.send(b"\x00\x00" * 160)
+
+
+def test_close_interrupts_a_large_chunk_being_decoded() -> None:
+    # 2 minutes of speech in one send(): close() must not wait for its decoding
+    gap = bytes(16000)
+    one = b"".join(pcm16(name) + gap for name in sorted(TRANSCRIPTS))
+    pcm = (one * (120 * 32000 // len(one) + 1))[: 120 * 32000]
+    conn = voxsync.connect("local")
+    started = threading.Event()
+    original = conn._write_chunk  # the seam where the writer thread starts decoding
+
+    def write_chunk(chunk: bytes) -> None:
+        started.set()
+        original(chunk)
+
+    conn._write_chunk = write_chunk  # type: ignore[method-assign]
+    conn.send(pcm)
+    assert started.wait(10), "the writer thread did not start decoding"
+    time.sleep(0.5)  # well into the 2 minutes of audio
+    t0 = time.monotonic()
+    conn.close()
+    took = time.monotonic() - t0
+    assert conn.state == "closed"
+    assert took < 1.5, f"close() took {took:.2f} s while a large chunk was being decoded"

@@ -200,6 +200,9 @@ class LocalConnection(Connection):
 
     def _close_transport(self) -> None:
         # Any thread. The decoder is not thread-safe, so it is not touched
-        # here: dropping the reference lets a chunk being decoded on the
-        # writer thread finish, and the decoder is freed afterwards.
+        # here: interrupt() only sets a flag, and a chunk being decoded on the
+        # writer thread stops at its next slice; the decoder is freed afterwards.
+        recognizer = self._recognizer
         self._recognizer = None
+        if recognizer is not None:
+            recognizer.interrupt()

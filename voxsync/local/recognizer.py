@@ -20,12 +20,20 @@ from a generic value, which makes the first utterance of a stream less
 accurate. The recognizer therefore estimates the mean from the first
 utterance of a stream itself (a pass with a trivial grammar: feature
 extraction only, no real search): from its first second, to decode it
-provisionally and give partials, then from its first two seconds (or all
-of it, if shorter), to decode it again from the start for good. Later
-utterances use the running estimate.
+provisionally and give partials, then from all of it (its first 10 s if
+longer), to decode it again from the start for good. Later utterances use
+the running estimate. On real read speech a shorter estimate (the first
+2 s) cost accuracy; with the whole utterance the first one is decoded as
+well as pocketsphinx decodes a whole file (see ``docs/local.rst``).
+
+The decoder gets audio in slices of at most a quarter second, however large
+the chunks given to :meth:`Recognizer.feed`: the result does not depend on
+the chunking, and :meth:`Recognizer.interrupt` can stop a large chunk from
+another thread between two slices.
 
 Everything here runs on the calling thread; a :class:`Recognizer` is not
-thread-safe (use one per stream and per thread).
+thread-safe (use one per stream and per thread), except for
+:meth:`Recognizer.interrupt`.
 """
 
 from __future__ import annotations
@@ -68,12 +76,17 @@ _END_RATIO = 0.9  # fraction of the silence window that must be non-speech
 _PREROLL_S = 0.0  # extra audio before the start window given to the decoder
 _TAIL_S = 0.1  # non-speech after the last speech given to the decoder at an utterance end
 _FLUSH_MIN_SPEECH_S = 0.09  # speech needed at end of audio to decode a short tail
-_PRIME_S = 2.0  # audio of the first utterance used to estimate the cepstral mean
+_PRIME_S = 10.0  # most audio of the first utterance used to estimate the cepstral mean
 _EARLY_S = 1.0  # ... and for a first, provisional estimate (partials start after it)
+_SLICE_S = 0.25  # most audio given to the decoder in one call
 _PRIME_SEARCH = "voxsync_cmn"  # the cheap search used to estimate the cepstral mean
 _PRIME_JSGF = "#JSGF V1.0;\ngrammar voxsync_cmn;\npublic <any> = a ;\n"
 
 _ALTERNATE = re.compile(r"\(\d+\)$")
+
+
+class _Interrupted(Exception):
+    """Raised between two decoder slices after :meth:`Recognizer.interrupt`."""
 
 
 @dataclass(frozen=True)
@@ -299,8 +312,14 @@ class Recognizer:
 
     Notes
     -----
-    Not thread-safe: all methods must be called from one thread at a time.
-    Everything (decoding included) runs on the calling thread.
+    Not thread-safe: all methods must be called from one thread at a time,
+    except :meth:`interrupt`, which any thread may call. Everything (decoding
+    included) runs on the calling thread.
+
+    The first utterance of a stream costs more than the others: it is
+    decoded twice (provisionally for partials, then for good with a
+    feature normalisation estimated from all of it, up to 10 s), so its
+    final comes later by the time it takes to decode it again.
 
     Examples
     --------
@@ -357,8 +376,10 @@ class Recognizer:
         self._prime_bytes = int(self._model_rate * 2 * _PRIME_S)
         self._tail_bytes = round(_TAIL_S / self._frame_s) * self._frame_bytes
         self._early_bytes = int(self._model_rate * 2 * _EARLY_S)
+        self._slice_bytes = round(_SLICE_S / self._frame_s) * self._frame_bytes
         self._resampler: Any = None
         self._closed = False
+        self._interrupted = False
         self.reset()
 
     @staticmethod
@@ -432,7 +453,12 @@ class Recognizer:
         """
         self._check_open()
         data = self._to_16k(pcm, last=False)
-        return self._consume(data)
+        out: List[Segment] = []
+        try:
+            self._consume(data, out)
+        except _Interrupted:
+            self.close()
+        return out
 
     def flush(self) -> List[Segment]:
         """End of audio: decode what is pending and return the last segments.
@@ -442,7 +468,27 @@ class Recognizer:
         more :meth:`feed` calls afterwards.
         """
         self._check_open()
-        out = self._consume(self._to_16k(b"", last=True))
+        out: List[Segment] = []
+        try:
+            self._flush(out)
+        except _Interrupted:
+            self.close()
+        return out
+
+    def interrupt(self) -> None:
+        """Stop a :meth:`feed` or :meth:`flush` running on another thread, and close.
+
+        The only method that may be called from any thread. The call in
+        progress returns the segments it completed, within one decoder slice
+        (a quarter second of audio); it closes the recognizer on its own
+        thread, so later calls raise :class:`~voxsync.errors.LocalProtocolError`.
+        If nothing is running, the next :meth:`feed` or :meth:`flush` returns
+        at once and closes. Idempotent.
+        """
+        self._interrupted = True
+
+    def _flush(self, out: List[Segment]) -> None:
+        self._consume(self._to_16k(b"", last=True), out)
         tail = bytes(self._buffer)
         self._buffer.clear()
         if not self._in_speech:
@@ -460,7 +506,6 @@ class Recognizer:
         self._preroll.clear()
         if self._resampler is not None:
             self._reset_resampler()
-        return out
 
     def _reset_resampler(self) -> None:
         """Restart the input resampler (after :meth:`flush`)."""
@@ -505,16 +550,22 @@ class Recognizer:
         out = self._resampler.resample_chunk(samples, last=last)
         return bytes(np.asarray(out, dtype="<i2").tobytes())
 
-    def _consume(self, data: bytes) -> List[Segment]:
-        out: List[Segment] = []
+    def _consume(self, data: bytes, out: List[Segment]) -> None:
+        """Run ``data`` through the VAD frame by frame; append segments to ``out``."""
+        if self._interrupted:
+            raise _Interrupted
         self._buffer += data
         fb = self._frame_bytes
         n = len(self._buffer) // fb
-        for i in range(n):
-            frame = bytes(self._buffer[i * fb : (i + 1) * fb])
-            self._frame(frame, out)
-        del self._buffer[: n * fb]
-        return out
+        done = 0
+        try:
+            for done in range(n):
+                if self._interrupted:
+                    raise _Interrupted
+                self._frame(bytes(self._buffer[done * fb : (done + 1) * fb]), out)
+            done = n
+        finally:
+            del self._buffer[: done * fb]
 
     def _frame(self, frame: bytes, out: List[Segment]) -> None:
         speech = bool(self._vad.is_speech(frame))
@@ -597,10 +648,11 @@ class Recognizer:
         if not partial or len(first) >= self._prime_bytes:
             if self._stage == 1:
                 decoder.end_utt()  # drop the provisional decoding
-            self._prime(bytes(first))
-            decoder.process_raw(bytes(first), full_utt=False)
+            audio = bytes(first)
             self._first = bytearray()
             self._stage = 2
+            self._prime(audio)
+            self._process(audio)
             return True
         if self._stage == 0:
             if len(first) < self._early_bytes:
@@ -608,17 +660,34 @@ class Recognizer:
             self._prime(bytes(first))
             self._stage = 1
             self._first_done = 0
-        decoder.process_raw(bytes(first[self._first_done :]), full_utt=False)
+        done = self._first_done
         self._first_done = len(first)
+        self._process(bytes(first[done:]))
         return True
+
+    def _process(self, audio: bytes) -> None:
+        """Give ``audio`` to the decoder in slices of at most ``_SLICE_S``.
+
+        Bounded slices keep a large chunk interruptible (see :meth:`interrupt`)
+        and make the result independent of how the audio was chunked:
+        pocketsphinx updates its running cepstral mean differently inside one
+        very large call.
+        """
+        view = memoryview(audio)
+        step = self._slice_bytes
+        for start in range(0, len(view), step):
+            if self._interrupted:
+                raise _Interrupted
+            self._decoder.process_raw(view[start : start + step].tobytes(), full_utt=False)
 
     def _decode_pending(self, *, partial: bool) -> Optional[Segment]:
         if self._stage < 2:
             if not self._first_utterance(partial):
                 return None
         elif self._pending:
-            self._decoder.process_raw(bytes(self._pending), full_utt=False)
+            pending = bytes(self._pending)
             self._pending.clear()
+            self._process(pending)
         if not partial:
             return None
         hyp = self._decoder.hyp()
