@@ -28,6 +28,7 @@ _registry: Dict[str, Union[Factory, str]] = {
     "local": "voxsync.local:create_connection",
     "aiola": "voxsync.aiola:create_connection",
     "uhlive": "voxsync.uhlive:create_connection",
+    "palabra": "voxsync.palabra:create_connection",
 }
 _lock = threading.Lock()
 
