@@ -378,3 +378,16 @@ def test_registry_provider(emu: PalabraEmulator, monkeypatch: pytest.MonkeyPatch
     with conn:
         voxsync.audio.stream_file(conn, sample("yes.wav"), realtime=False)
     assert texts == ["[es] hello world"]
+
+
+def test_emulator_stop_joins_its_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    with PalabraEmulator(engine="scripted", transcripts=["hello world"]) as emu:
+        for key, value in emu.env().items():
+            monkeypatch.setenv(key, value)
+        session = Palabra().translation(source="en", targets=["es"])
+        session.connect()
+        session.send_file(sample("yes.wav"), realtime=False)
+        # stop the server under an open stream: the client ends, nothing hangs
+    session.close()
+    left = [t.name for t in threading.enumerate() if t.name.startswith("voxsync-emulator-palabra")]
+    assert left == []
