@@ -348,6 +348,7 @@ class Connection:
         self._fatal: Optional[VoxsyncError] = None
         self._subscribers: List[EventIterator] = []
         self._connect_info: Dict[str, Any] = {}
+        self._close_callbacks: List[Callable[[], None]] = []
         self.metrics = Metrics(audio_format, self._send_q.qsize)
 
     # ------------------------------------------------------------------ info
@@ -522,6 +523,24 @@ class Connection:
         log.debug("%s: connected", self.name)
         return self
 
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` each time the connection closes its transport.
+
+        That is after ``close()``/``finish()``/a fatal error, and after a
+        failed ``connect()`` (which may be retried), so the callback must be
+        idempotent. Runs on the thread that closes; exceptions are logged at
+        DEBUG and ignored. Use it to release what the connection was built
+        with (an HTTP client, a session).
+        """
+        self._close_callbacks.append(callback)
+
+    def _run_close_callbacks(self) -> None:
+        for callback in list(self._close_callbacks):
+            try:
+                callback()
+            except Exception:
+                log.debug("%s: close callback raised", self.name, exc_info=True)
+
     def _abort_connect(self) -> None:
         try:
             self._close_transport()
@@ -529,6 +548,7 @@ class Connection:
             log.debug(
                 "%s: closing the transport after a failed connect raised", self.name, exc_info=True
             )
+        self._run_close_callbacks()
         with self._lock:
             self._pending = None
             self._dispatch_stopped = True
@@ -939,6 +959,7 @@ class Connection:
             self._close_transport()
         except Exception:
             log.debug("%s: closing the transport raised", self.name, exc_info=True)
+        self._run_close_callbacks()
         with self._lock:
             _force_put(
                 self._event_q, ("disconnect", Disconnected(reason, error), time.perf_counter())

@@ -20,6 +20,7 @@ from voxsync.audio.files import (
 from voxsync.audio.format import ENCODINGS, AudioFormat
 from voxsync.audio.microphone import InputDevice, MicrophoneStream, list_devices
 from voxsync.audio.pacing import Pacer
+from voxsync.audio.speaker import SpeakerStream
 
 __all__ = [
     "ENCODINGS",
@@ -29,6 +30,7 @@ __all__ = [
     "InputDevice",
     "MicrophoneStream",
     "Pacer",
+    "SpeakerStream",
     "UnsupportedAudioError",
     "convert",
     "from_float32",
