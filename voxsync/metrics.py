@@ -7,7 +7,7 @@ import time
 from collections import Counter, deque
 from typing import Any, Callable, Deque, Dict, Optional
 
-from voxsync.audio.format import AudioFormat
+from voxsync.format import AudioFormat
 
 __all__ = ["Metrics"]
 
@@ -32,6 +32,9 @@ class Metrics:
         also reported as a ``warning`` event).
     chunks_discarded : int
         Audio still queued when ``close()`` was called (``finish()`` sends it instead).
+    events_discarded : int
+        Events received but not yet dispatched when ``close()`` was called
+        (``close()`` does not wait for your handlers to catch up).
     queue_high_water : int
         Largest send-queue depth seen, in chunks.
     events : collections.Counter
@@ -42,7 +45,7 @@ class Metrics:
         Successful reconnections of the transport.
     """
 
-    def __init__(self, audio_format: AudioFormat, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, audio_format: Optional[AudioFormat], queue_depth: Callable[[], int]) -> None:
         self._lock = threading.Lock()
         self._audio_format = audio_format
         self._queue_depth = queue_depth
@@ -55,6 +58,7 @@ class Metrics:
         self.chunks_dropped = 0
         self.bytes_dropped = 0
         self.chunks_discarded = 0
+        self.events_discarded = 0
         self.queue_high_water = 0
         self.events: Counter[str] = Counter()
         self.handler_seconds = 0.0
@@ -85,6 +89,10 @@ class Metrics:
         with self._lock:
             self.chunks_discarded += chunks
 
+    def _events_discarded(self, count: int) -> None:
+        with self._lock:
+            self.events_discarded += count
+
     def _dispatched(self, name: str, latency: float, handler_seconds: float) -> None:
         with self._lock:
             self.events[name] += 1
@@ -102,7 +110,7 @@ class Metrics:
     @property
     def seconds_sent(self) -> float:
         """Seconds of audio written to the service."""
-        return self._audio_format.duration(self.bytes_sent)
+        return self._seconds_sent()
 
     @property
     def queue_depth(self) -> int:
@@ -131,10 +139,11 @@ class Metrics:
                 "bytes_queued": self.bytes_queued,
                 "chunks_sent": self.chunks_sent,
                 "bytes_sent": self.bytes_sent,
-                "seconds_sent": self._audio_format.duration(self.bytes_sent),
+                "seconds_sent": self._seconds_sent(),
                 "chunks_dropped": self.chunks_dropped,
                 "bytes_dropped": self.bytes_dropped,
                 "chunks_discarded": self.chunks_discarded,
+                "events_discarded": self.events_discarded,
                 "queue_depth": self._queue_depth(),
                 "queue_high_water": self.queue_high_water,
                 "events": dict(self.events),
@@ -151,3 +160,7 @@ class Metrics:
             f"<Metrics sent={self.seconds_sent:.2f}s chunks={self.chunks_sent} "
             f"dropped={self.chunks_dropped} events={sum(self.events.values())}>"
         )
+
+    def _seconds_sent(self) -> float:
+        fmt = self._audio_format
+        return 0.0 if fmt is None else fmt.duration(self.bytes_sent)
