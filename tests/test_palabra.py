@@ -239,7 +239,7 @@ def test_commands_on_the_wire_in_order(palabra: Palabra, emu: PalabraEmulator) -
     assert sent[10][1] == {"eos_timeout": 2}
     assert _types(emu)[-3] == "get_task"
     events = list(session)
-    acks = [(e.command, e.event) for e in events if isinstance(e, TaskInfo) and e.command]
+    acks = [(e.command, e.change) for e in events if isinstance(e, TaskInfo) and e.command]
     assert ("pause_task", "paused") in acks and ("set_task", "resumed") in acks
     assert ("set_task", "updated") in acks
     spoken = {a.language for a in events if isinstance(a, Audio)}
