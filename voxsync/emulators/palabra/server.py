@@ -286,6 +286,9 @@ class PalabraEmulator(EmulatorServer):
     # ------------------------------------------------------------ hooks
     def _prepare(self) -> None:
         self._shim = _ServerShim()
+        # load one recognizer now: loading holds the interpreter lock for seconds, which
+        # must not happen while a client streams (the engine pools it for the first socket)
+        self.engine.new_session(16000).close()
 
     def _close_clients(self) -> None:
         self._shim.socket_closed.set()
