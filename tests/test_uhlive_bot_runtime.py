@@ -12,7 +12,8 @@ from typing import Any, Iterator, List, Optional
 import pytest
 from conftest import voxsync_threads
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import ServerConnection, serve
+from websockets.sync.server import ServerConnection
+from wsserver import WebSocketServer
 
 from voxsync.emulators.uhlive import UhliveEmulator
 from voxsync.errors import DisconnectedError
@@ -20,7 +21,7 @@ from voxsync.uhlive.bot import BotConnection
 from voxsync.uhlive.recognition import RecognizerState
 
 
-class StallingBotServer:
+class StallingBotServer(WebSocketServer):
     """Answers OPEN with OPENED, then reads frames and answers nothing.
 
     With ``close_on`` set, closes the socket with ``close_code`` / ``close_reason``
@@ -34,18 +35,7 @@ class StallingBotServer:
         self.close_code = close_code
         self.close_reason = close_reason
         self.commands: List[str] = []
-        self._server = serve(self._handle, "127.0.0.1", 0)
-        self.port = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stall-server")
-
-    def __enter__(self) -> StallingBotServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
-        assert not self._thread.is_alive()
+        super().__init__(self._handle, "stall-server")
 
     def _handle(self, ws: ServerConnection) -> None:
         try:
@@ -83,6 +73,13 @@ def stall() -> Iterator[StallingBotServer]:
 
 def bot_for(port: int, **options: Any) -> BotConnection:
     return BotConnection(token="t0ken", api_url=f"ws://127.0.0.1:{port}", **options)
+
+
+def wait_recognizing(bot: BotConnection) -> None:
+    deadline = time.monotonic() + 5
+    while bot.recognizer_state is not RecognizerState.RECOGNITION:
+        assert time.monotonic() < deadline, "the recognition did not start"
+        time.sleep(0.01)
 
 
 def test_close_from_a_handler_returns_at_once(stall: StallingBotServer) -> None:
@@ -170,10 +167,7 @@ def test_close_while_recognizing_is_immediate_and_finish_ends_gracefully() -> No
 
         worker = threading.Thread(target=recognize)
         worker.start()
-        deadline = time.monotonic() + 5
-        while bot.recognizer_state is not RecognizerState.RECOGNITION:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_recognizing(bot)
         start = time.monotonic()
         bot.close()
         worker.join(5)
@@ -189,9 +183,7 @@ def test_close_while_recognizing_is_immediate_and_finish_ends_gracefully() -> No
             )
         )
         worker.start()
-        while bot2.recognizer_state is not RecognizerState.RECOGNITION:
-            assert time.monotonic() < deadline + 5
-            time.sleep(0.01)
+        wait_recognizing(bot2)
         bot2.stop(timeout=5)
         worker.join(5)
         bot2.finish(timeout=5)

@@ -5,8 +5,10 @@ subclass. The base class owns everything that is the same for all providers:
 
 * the lifecycle ``idle -> connecting -> open -> finishing -> closed``, with a
   typed error for every call made in the wrong state;
-* a bounded send queue drained by a **writer** thread, with an explicit
-  overflow policy, so ``send()`` never blocks the caller for long;
+* a bounded send queue of typed items - audio chunks and control frames -
+  drained by one **writer** thread, with an explicit overflow policy, so
+  ``send()`` never blocks the caller for long and a command never overtakes
+  audio queued before it;
 * one **dispatcher** thread that runs your handlers one at a time, in arrival
   order, so a slow handler never stalls receiving, keepalives or sending;
 * the handler-exception policy: logged with its traceback on the
@@ -19,8 +21,23 @@ subclass. The base class owns everything that is the same for all providers:
 Threads are named ``voxsync-<provider>-<n>-<role>`` (``reader``, ``writer``,
 ``dispatch``), are daemons, and are all joined by ``close()``. A provider adds
 only its transport and codec by overriding the ``_open``, ``_read_loop``,
-``_write_chunk``, ``_end_of_stream``, ``_keepalive`` and ``_close_transport``
-hooks.
+``_write_chunk``, ``_write_control``, ``_end_of_stream``, ``_keepalive`` and
+``_close_transport`` hooks; a WebSocket product subclasses
+:class:`voxsync.wsconnection.WebSocketConnection`, which implements most of
+them. Provider services, for subclasses only:
+
+``_deliver(event)``
+    queue an event for the dispatcher (any thread);
+``_send_control(frame)``
+    queue a control frame behind the audio already queued;
+``_request(frame, request, timeout)``
+    send a frame in order with the audio and wait, bounded, for the reply a
+    :class:`voxsync.request.Request` matches; the receiving thread offers
+    every decoded message with ``_offer_reply(message)``;
+``_stream_ended()``
+    the provider's end-of-stream marker arrived (``finish()`` succeeds);
+``_fail(error)``
+    a fatal error: store it, emit it, close.
 """
 
 from __future__ import annotations
@@ -786,9 +803,17 @@ class Connection:
             self._put_until(self._send_q, _FINISH, deadline)
         if not self._wait_flag(self._stream_done, deadline):
             return False
-        if self._fatal is not None or threading.current_thread() is self._threads.get("dispatch"):
+        if self._fatal is not None:
             return True
-        # let the dispatcher run the handlers of every event received so far
+        return self._wait_dispatched(deadline)
+
+    def _wait_dispatched(self, deadline: float) -> bool:
+        """Wait until the handlers of every event queued so far have run (bounded).
+
+        Returns at once (True) on the dispatcher thread itself.
+        """
+        if threading.current_thread() is self._threads.get("dispatch"):
+            return True
         with self._lock:
             barrier = None if self._dispatch_stopped else threading.Event()
             if barrier is not None:
@@ -1098,6 +1123,11 @@ class Connection:
         thread may call this, including a handler (the reply is matched on
         the receiving thread).
 
+        When it returns (or raises the error reply), the handlers of every
+        event delivered before the reply was offered have run - unless it is
+        called from a handler, which must not wait for the dispatcher it runs
+        on. Providers deliver a reply's events before offering it.
+
         Returns
         -------
         The matching message.
@@ -1112,10 +1142,19 @@ class Connection:
         Exception
             The error reply, as built by the request's ``error`` function.
         """
+        deadline = time.monotonic() + timeout
         self._start_request(request)
         try:
             self._send_control(frame)
-            return request.wait(timeout)
+            try:
+                reply = request.wait(timeout)
+            except (TimeoutError, DisconnectedError):
+                raise
+            except Exception:  # an error reply: its events reach the handlers first, too
+                self._wait_dispatched(deadline)
+                raise
+            self._wait_dispatched(deadline)
+            return reply
         finally:
             self._end_request(request)
 
@@ -1182,9 +1221,12 @@ class Connection:
         thread = threading.Thread(
             target=target, name=f"voxsync-{self.provider}-{self._number}-{role}", daemon=True
         )
-        with self._lock:
+        with self._lock:  # registered and started together: close() never joins an unstarted one
+            if self._closing:  # closed meanwhile (e.g. by the "connect" handler): not needed
+                log.debug("%s: closed before the %s thread started", self.name, role)
+                return thread
             self._threads[role] = thread
-        thread.start()
+            thread.start()
         return thread
 
     # ----------------------------------------------------------- internals

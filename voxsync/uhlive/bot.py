@@ -32,6 +32,7 @@ Events (handlers run on the dispatcher thread, see
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, Callable, ClassVar, FrozenSet, Optional, Sequence, Tuple, Type, Union
@@ -106,7 +107,7 @@ class BotConnection(WebSocketConnection):
     session_id : str
         Optional session id sent in ``OPEN``.
     audio_codec : {"linear", "g711a", "g711u"}
-        Audio encoding; sets :attr:`audio_format` (always 8 kHz mono).
+        Audio encoding; sets :attr:`input_format` (always 8 kHz mono).
     command_timeout : float
         Default seconds a command method waits for the server's answer.
     silence_chunk_ms : int
@@ -121,7 +122,18 @@ class BotConnection(WebSocketConnection):
     calling thread until the server answers; they may be called from any
     thread, including a handler, but one command at a time makes sense for
     a dialogue. A command the session's state does not allow raises
-    :class:`~voxsync.errors.LocalProtocolError` without being sent.
+    :class:`~voxsync.errors.LocalProtocolError` without being sent. Commands
+    are written in order with the audio queued before them (see
+    :meth:`voxsync.connection.Connection._request`) and return after the
+    handlers of their answer's events ran (unless called from a handler).
+
+    :meth:`finish` (or leaving a ``with`` block) ends the session gracefully:
+    it waits for a running recognition's result, sends ``CLOSE`` and returns
+    after ``CLOSED``; if the socket closes first it raises
+    :class:`~voxsync.errors.DisconnectedError` with the close code and
+    reason. :meth:`close` is immediate: it sends no ``CLOSE`` and does not
+    wait for the server; a command still waiting raises
+    :class:`~voxsync.errors.DisconnectedError` at once.
     """
 
     provider: ClassVar[str] = "uhlive-bot"
@@ -167,9 +179,15 @@ class BotConnection(WebSocketConnection):
         fmt = AUDIO_FORMATS[audio_codec]
         super().__init__(fmt, keepalive_interval=silence_chunk_ms / 1000.0, **options)
         self._token = token
-        self._credentials = (client_id, client_secret, user_id, user_pwd)
-        self._auth_server = auth_server
-        self._realm = realm
+        self._fetch_token = functools.partial(
+            get_token,
+            client_id,
+            client_secret,
+            user_id,
+            user_pwd,
+            auth_server=auth_server,
+            realm=realm,
+        )
         self._api_url = api_url
         self._open_args = (custom_id, channel_id, audio_codec, session_id)
         self._command_timeout = command_timeout
@@ -201,18 +219,7 @@ class BotConnection(WebSocketConnection):
         self._rec = Recognizer()  # a failed earlier attempt may have left OPEN pending
 
     def _create_transport(self, timeout: float) -> WebSocketTransport:
-        token = self._token
-        if token is None:
-            client_id, client_secret, user_id, user_pwd = self._credentials
-            token = get_token(
-                client_id,
-                client_secret,
-                user_id,
-                user_pwd,
-                timeout=timeout,
-                auth_server=self._auth_server,
-                realm=self._realm,
-            )
+        token = self._token or self._fetch_token(timeout=timeout)
         return WebSocketTransport(
             build_bot_url(self._api_url),
             headers={"Authorization": f"bearer {token}"},
@@ -325,8 +332,8 @@ class BotConnection(WebSocketConnection):
                 self._send_control(close_frame)
             except VoxsyncError:
                 log.debug("%s: CLOSE after the last result could not be sent", self.name)
-        self._offer_reply(event)
         self._emit(event)
+        self._offer_reply(event)  # after its events, so a command returns after their handlers
         if isinstance(event, Closed):
             if self._finishing or self._close_sent:
                 # our CLOSE was answered (the end-of-stream marker): the server may now

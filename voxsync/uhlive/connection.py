@@ -9,6 +9,7 @@ keepalives, and the dispatcher thread runs your handlers in order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
@@ -234,10 +235,16 @@ class ConversationConnection(WebSocketConnection):
             AUDIO_FORMATS[audio_codec], keepalive_interval=keepalive_interval, **options
         )
         self._client_id = client_id or os.environ.get("UHLIVE_API_CLIENT") or None
-        self._client_secret = client_secret
-        self._user_id = user_id
-        self._user_pwd = user_pwd
         self._token = token
+        self._fetch_token = functools.partial(
+            get_token,
+            self._client_id,
+            client_secret,
+            user_id,
+            user_pwd,
+            auth_server=auth_server,
+            realm=realm,
+        )
         if token is None and self._client_id is None:
             raise ConfigurationError(
                 "no Uh!ive credentials: pass client_id/client_secret (or set UHLIVE_API_CLIENT "
@@ -249,8 +256,6 @@ class ConversationConnection(WebSocketConnection):
         self.conversation_id = conversation_id or f"voxsync-{uuid.uuid4().hex[:12]}"
         self._codec = Conversation(ident, self.conversation_id, speaker)
         self._api_url = api_url
-        self._auth_server = auth_server
-        self._realm = realm
         self._join_args: Dict[str, Any] = {
             "model": model,
             "country": country,
@@ -310,17 +315,7 @@ class ConversationConnection(WebSocketConnection):
         self._codec = Conversation(self.identifier, self.conversation_id, self.speaker)
 
     def _create_transport(self, timeout: float) -> WebSocketTransport:
-        token = self._token
-        if token is None:
-            token = get_token(
-                self._client_id,
-                self._client_secret,
-                self._user_id,
-                self._user_pwd,
-                timeout=timeout,
-                auth_server=self._auth_server,
-                realm=self._realm,
-            )
+        token = self._token or self._fetch_token(timeout=timeout)
         return WebSocketTransport(
             build_conversation_url(token, self._api_url), secrets=[token], service=self.service
         )
@@ -358,8 +353,8 @@ class ConversationConnection(WebSocketConnection):
             log.warning("%s: %s", self.name, exc)
             self._deliver(exc)
             return
-        self._offer_reply(event)
         self._handle(event)
+        self._offer_reply(event)
         if left:
             if not self._leaving:
                 self._server_ended(event)
