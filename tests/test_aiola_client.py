@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
+import socket
 import threading
 import time
 import wave
@@ -693,3 +695,188 @@ def test_unpaced_audio_over_polling_stays_within_the_send_queue(scripted: AiolaE
     from voxsync.aiola import stream
 
     assert peak <= stream._EIO_BACKLOG + 2
+
+
+def test_a_huge_send_goes_out_in_chunks_of_the_service_size(scripted: AiolaEmulator) -> None:
+    from voxsync.aiola.protocol import CHUNK_BYTES
+
+    texts: List[str] = []
+    with client_for(scripted) as client:
+        conn = client.stt.stream(finish_silence=0)
+        conn.on("transcript", lambda ev: texts.append(ev.text))
+        conn.connect(timeout=10)
+        conn.send(bytes(16000 * 2 * 3))  # 3 s in one call
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            stats = scripted.stream_stats()
+            if stats and stats[0]["audio_bytes"] >= 96000 and len(texts) >= 3:
+                break
+            time.sleep(0.05)
+        stats = scripted.stream_stats()[0]
+        conn.close()
+    assert stats["audio_bytes"] == 96000
+    assert stats["chunks"] == -(-96000 // CHUNK_BYTES)  # every piece at most CHUNK_BYTES
+    assert texts[:3] == ["one", "two", "three"]
+
+
+def test_reconnections_are_bounded_per_time_window() -> None:
+    engine = make_engine("scripted", every_bytes=16000, partial_ms=0)
+    # every connection is cut after 2 chunks: without a bound this reconnects forever
+    faults = AiolaFaults(drop_after_chunks=2, drop_times=1000)
+    with AiolaEmulator(engine=engine, faults=faults) as emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(
+            transports=("websocket",),
+            reconnection_delay=0.05,
+            max_reconnections=2,
+            reconnection_window=60,
+            overflow="drop_oldest",
+        )
+        rec = Recorder(conn)
+        conn.connect()
+        deadline = time.monotonic() + 30
+        while conn.connected and time.monotonic() < deadline:
+            with contextlib.suppress(DisconnectedError):
+                conn.send(bytes(CHUNK))
+            time.sleep(0.02)
+        with pytest.raises(DisconnectedError, match="2 reconnection") as info:
+            conn.wait(timeout=10)
+    assert "within 60 s" in str(info.value)
+    assert len(rec.of("reconnected")) == 2
+    assert conn.metrics.snapshot()["reconnects"] == 2
+
+
+def test_a_malformed_socketio_packet_is_a_remote_protocol_error(scripted: AiolaEmulator) -> None:
+    scripted.faults.malformed_packet = True
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        rec.wait_for("error")
+        for chunk in chunks(bytes(16000)):  # the stream goes on
+            conn.send(chunk)
+        conn.finish(timeout=20)
+    errors = rec.of("error")
+    assert len(errors) == 1 and isinstance(errors[0], RemoteProtocolError)
+    assert "cannot be decoded" in str(errors[0]) and "cut" in str(errors[0])
+    assert [ev.text for ev in rec.of("transcript")][:1] == ["one"]
+
+
+class FreezingProxy:
+    """A TCP relay to the emulator that can stop forwarding (a server that stops answering)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self.stopped = threading.Event()
+        self.sockets: List[socket.socket] = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(a, b), daemon=True)
+                thread.start()
+                self.threads.append(thread)
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        while not self.stopped.is_set():
+            try:
+                data = a.recv(65536)
+            except OSError:
+                return
+            while self.frozen.is_set() and not self.stopped.is_set():
+                time.sleep(0.05)  # hold everything: no answer, no close
+            if not data:
+                with contextlib.suppress(OSError):
+                    b.shutdown(socket.SHUT_WR)
+                return
+            try:
+                b.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.mark.parametrize("transports", [("websocket",), ("polling",)], ids=["websocket", "polling"])
+def test_close_and_finish_are_bounded_when_the_server_stops_answering(
+    transports: Tuple[str, ...],
+) -> None:
+    engine = make_engine("scripted", every_bytes=16000, partial_ms=0)
+    with AiolaEmulator(engine=engine) as emu:
+        proxy = FreezingProxy(emu.port)
+        try:
+            client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
+            conn = client.stt.stream(transports=transports)
+            conn.connect(timeout=10)
+            for chunk in chunks(bytes(16000)):
+                conn.send(chunk)
+            time.sleep(0.3)
+            proxy.frozen.set()
+            conn.send(bytes(CHUNK))
+            started = time.monotonic()
+            conn.close()
+            assert time.monotonic() - started < 2.5
+            # finish() on a second stream: its own timeout, then the same bounded close
+            proxy.frozen.clear()
+            conn = client.stt.stream(transports=transports, finish_silence=0.2)
+            conn.connect(timeout=10)
+            conn.send(bytes(CHUNK))
+            proxy.frozen.set()
+            started = time.monotonic()
+            with pytest.raises(voxsync.errors.TimeoutError):
+                conn.finish(timeout=1.0)
+            assert time.monotonic() - started < 1.0 + 2.5
+        finally:
+            proxy.close()
+
+
+def _loud(seconds: float) -> bytes:
+    import numpy as np
+
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes()
+
+
+def test_finish_waits_for_the_transcript_of_speech_sent() -> None:
+    engine = make_engine("scripted", every_bytes=32000, transcripts=["late"], partial_ms=0)
+    # the server acknowledges the audio at once but its transcript comes 1.5 s later
+    emu = AiolaEmulator(engine=engine, faults=AiolaFaults(event_delay=1.5))
+    with emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(finish_silence=0.1)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(1.0)):
+            conn.send(chunk)
+        conn.finish(timeout=10)
+    assert [ev.text for ev in rec.of("transcript")] == ["late"]
+
+
+def test_finish_gives_up_with_timeout_error_when_speech_is_never_transcribed() -> None:
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)  # never transcribes
+    with AiolaEmulator(engine=engine) as emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(finish_silence=0.1)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(0.5)):
+            conn.send(chunk)
+        started = time.monotonic()
+        with pytest.raises(voxsync.errors.TimeoutError, match="finish"):
+            conn.finish(timeout=1.5)
+        assert 1.4 <= time.monotonic() - started < 1.5 + 2.5
