@@ -438,3 +438,16 @@ def test_emulator_accepts_megabyte_frames(emu: PalabraEmulator) -> None:
         assert "error" not in types
     finally:
         ws.close()
+
+
+def test_stalled_input_warns(palabra: Palabra, emu: PalabraEmulator) -> None:
+    emu.idle_timeout = 30
+    warnings: List[Any] = []
+    with palabra.translation(source="en", targets=["es"]) as session:
+        session.on("warning", warnings.append)
+        session.send_audio(b"\x00\x00" * 7680)
+        deadline = time.monotonic() + 10
+        while not warnings and time.monotonic() < deadline:
+            time.sleep(0.1)
+        session.end()
+    assert [w.code for w in warnings] == ["AUDIO_STREAM_STALLED"]
