@@ -1,0 +1,1 @@
+"""Local emulator of Palabra AI: REST sessions, translation, realtime STT and TTS sockets."""
