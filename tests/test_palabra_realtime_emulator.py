@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import websocket
-from palabra_rt_server import RealtimeServer, flite_synthesizer
 from speech import MAX_WER, TRANSCRIPTS, chunks, pcm16, wer
 
 from voxsync.emulators.engine import make_engine
-from voxsync.emulators.palabra.asr import AsrService, SocketFaults
-from voxsync.emulators.palabra.tts import TtsService, mp3_available
+from voxsync.emulators.palabra import PalabraEmulator, PalabraFaults
+from voxsync.emulators.palabra.synth import synthesizer_available
+from voxsync.emulators.palabra.tts import mp3_available
+
+needs_synth = pytest.mark.skipif(
+    not synthesizer_available(), reason="pip install 'voxsync[emulators]' (eSpeak NG)"
+)
 
 SILENCE = b"\0\0" * 16000  # 1 s at 16 kHz
 
@@ -29,14 +33,16 @@ def engine() -> Iterator[Any]:
 
 
 @pytest.fixture
-def server(engine: Any) -> Iterator[RealtimeServer]:
-    asr = AsrService(engine, token_ok=lambda t: t != "bad", idle_timeout=5.0)
-    tts = TtsService(flite_synthesizer, token_ok=lambda t: t != "bad", realtime=False)
-    with RealtimeServer(asr, tts) as srv:
-        yield srv
+def server(engine: Any) -> Iterator[PalabraEmulator]:
+    with PalabraEmulator(engine=engine, idle_timeout=5.0, api_key="key") as emu:
+        emu.tts.realtime = False
+        yield emu
 
 
-def asr_socket(srv: RealtimeServer, query: str) -> websocket.WebSocket:
+def asr_socket(srv: PalabraEmulator, query: str) -> websocket.WebSocket:
+    """Open the ASR socket; ``token=T`` in ``query`` becomes a fresh session token."""
+    if "token=T" in query:
+        query = query.replace("token=T", "token=" + srv.issue_session()["publisher"], 1)
     return websocket.create_connection(
         f"{srv.ws_base}/asr/v1/speech-to-text/stream?{query}", timeout=20
     )
@@ -58,8 +64,8 @@ def read_until(ws: websocket.WebSocket, done: Any, limit: int = 400) -> List[Dic
 # ------------------------------------------------------------------------ ASR
 
 
-def test_asr_transcribes_real_speech_with_translations(server: RealtimeServer) -> None:
-    ws = asr_socket(server, "token=t1&format=pcm_s16le&language=en&translate_languages=es,de")
+def test_asr_transcribes_real_speech_with_translations(server: PalabraEmulator) -> None:
+    ws = asr_socket(server, "token=T&format=pcm_s16le&language=en&translate_languages=es,de")
     try:
         for piece in chunks(pcm16("quick_brown_fox.wav") + SILENCE, 10240):
             ws.send_binary(piece)
@@ -96,7 +102,7 @@ def test_asr_transcribes_real_speech_with_translations(server: RealtimeServer) -
     ],
 )
 def test_asr_decodes_other_formats(
-    server: RealtimeServer, fmt: str, rate: Any, convert: Any
+    server: PalabraEmulator, fmt: str, rate: Any, convert: Any
 ) -> None:
     pcm = np.frombuffer(pcm16("meeting.wav") + SILENCE, dtype="<i2")
     if fmt == "wav":
@@ -111,7 +117,7 @@ def test_asr_decodes_other_formats(
         )
     else:
         data = convert(pcm)
-    query = f"token=t2&format={fmt}&language=en" + (
+    query = f"token=T&format={fmt}&language=en" + (
         f"&sample_rate={rate}" if rate and fmt != "wav" else ""
     )
     ws = asr_socket(server, query)
@@ -128,43 +134,43 @@ def test_asr_decodes_other_formats(
     ("query", "status", "words"),
     [
         ("format=pcm_s16le", 401, "missing token"),
-        ("token=bad&format=pcm_s16le", 401, "not valid"),
-        ("token=x", 400, "missing format"),
-        ("token=x&format=opus", 400, "unknown"),
-        ("token=x&format=mp3", 400, "does not decode"),
-        ("token=x&format=pcm_f32le", 400, "sample_rate is required"),
-        ("token=x&format=pcm_s16le&sample_rate=100", 400, "8000 to 48000"),
-        ("token=x&format=pcm_s16le&language=english", 400, "language code"),
-        ("token=x&format=pcm_s16le&translate_languages=es,,12", 400, "language code"),
-        ("token=x&format=pcm_s16le&enable_filler_filter=maybe", 400, "true or false"),
+        ("token=bad&format=pcm_s16le", 401, "token"),
+        ("token=T", 400, "missing format"),
+        ("token=T&format=opus", 400, "unknown"),
+        ("token=T&format=mp3", 400, "does not decode"),
+        ("token=T&format=pcm_f32le", 400, "sample_rate is required"),
+        ("token=T&format=pcm_s16le&sample_rate=100", 400, "8000 to 48000"),
+        ("token=T&format=pcm_s16le&language=english", 400, "language code"),
+        ("token=T&format=pcm_s16le&translate_languages=es,,12", 400, "language code"),
+        ("token=T&format=pcm_s16le&enable_filler_filter=maybe", 400, "true or false"),
     ],
 )
-def test_asr_upgrade_refusals(server: RealtimeServer, query: str, status: int, words: str) -> None:
+def test_asr_upgrade_refusals(server: PalabraEmulator, query: str, status: int, words: str) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         asr_socket(server, query)
     assert info.value.status_code == status
     assert words in info.value.resp_body.decode()
 
 
-def test_asr_second_socket_of_one_token_gets_409(server: RealtimeServer) -> None:
-    first = asr_socket(server, "token=same&format=pcm_s16le")
+def test_asr_second_socket_of_one_token_gets_409(server: PalabraEmulator) -> None:
+    first = asr_socket(server, "token=key&format=pcm_s16le")
     try:
         with pytest.raises(websocket.WebSocketBadStatusException) as info:
-            asr_socket(server, "token=same&format=pcm_s16le")
+            asr_socket(server, "token=key&format=pcm_s16le")
         assert info.value.status_code == 409
         assert "already active" in info.value.resp_body.decode()
     finally:
         first.close()
     deadline = time.monotonic() + 5
-    while server.asr is not None and server.asr.active("same") and time.monotonic() < deadline:
+    while server.asr.active("key") and time.monotonic() < deadline:
         time.sleep(0.02)
-    asr_socket(server, "token=same&format=pcm_s16le").close()
+    asr_socket(server, "token=key&format=pcm_s16le").close()
 
 
 def test_asr_text_frame_gets_an_enveloped_error_and_the_socket_stays(
-    server: RealtimeServer,
+    server: PalabraEmulator,
 ) -> None:
-    ws = asr_socket(server, "token=t3&format=pcm_s16le&language=en")
+    ws = asr_socket(server, "token=T&format=pcm_s16le&language=en")
     try:
         ws.send('{"message_type":"end"}')
         err = json.loads(ws.recv())
@@ -179,8 +185,8 @@ def test_asr_text_frame_gets_an_enveloped_error_and_the_socket_stays(
 
 
 def test_asr_idle_socket_gets_service_timeout_and_1008(engine: Any) -> None:
-    with RealtimeServer(AsrService(engine, idle_timeout=0.5)) as srv:
-        ws = asr_socket(srv, "token=t&format=pcm_s16le")
+    with PalabraEmulator(engine=engine, idle_timeout=0.5) as srv:
+        ws = asr_socket(srv, "token=T&format=pcm_s16le")
         err = json.loads(ws.recv())
         assert err["data"]["code"] == "SERVICE_TIMEOUT"
         opcode, data = ws.recv_data(control_frame=True)
@@ -191,11 +197,18 @@ def test_asr_idle_socket_gets_service_timeout_and_1008(engine: Any) -> None:
 
 @pytest.mark.parametrize("fault", ["drop", "close", "malformed"])
 def test_asr_faults(engine: Any, fault: str) -> None:
-    faults = SocketFaults(**{f"{fault}_after_frames": 2})
-    with RealtimeServer(AsrService(engine, faults=lambda: faults)) as srv:
-        ws = asr_socket(srv, "token=t&format=pcm_s16le")
+    faults = {
+        "drop": PalabraFaults(drop_after_chunks=2),
+        "close": PalabraFaults(rate_limit_close=True),
+        "malformed": PalabraFaults(malformed_after_chunks=2),
+    }[fault]
+    with PalabraEmulator(engine=engine, faults=faults) as srv:
+        ws = asr_socket(srv, "token=T&format=pcm_s16le")
         for _ in range(3):
-            ws.send_binary(b"\0\0" * 1600)
+            try:
+                ws.send_binary(b"\0\0" * 1600)
+            except (websocket.WebSocketConnectionClosedException, OSError):
+                break
         if fault == "malformed":
             assert ws.recv() == "{this is not json"
         elif fault == "close":
@@ -211,9 +224,10 @@ def test_asr_faults(engine: Any, fault: str) -> None:
 
 
 def tts_socket(
-    srv: RealtimeServer, path: str = "/tts-api/v1/text-to-speech/stream"
+    srv: PalabraEmulator, path: str = "/tts-api/v1/text-to-speech/stream"
 ) -> websocket.WebSocket:
-    return websocket.create_connection(f"{srv.ws_base}{path}?token=tok", timeout=20)
+    token = srv.issue_session()["publisher"]
+    return websocket.create_connection(f"{srv.ws_base}{path}?token={token}", timeout=20)
 
 
 def init(
@@ -241,9 +255,10 @@ def generation(ws: websocket.WebSocket) -> List[Dict[str, Any]]:
     ]
 
 
+@needs_synth
 @pytest.mark.parametrize("path", ["/tts-api/v1/text-to-speech/stream", "/v1/text-to-speech/stream"])
 def test_tts_streams_real_speech_echoing_the_generation_id(
-    server: RealtimeServer, path: str
+    server: PalabraEmulator, path: str
 ) -> None:
     ws = tts_socket(server, path)
     try:
@@ -290,7 +305,8 @@ def test_tts_streams_real_speech_echoing_the_generation_id(
     assert np.abs(samples).max() > 3000  # speech, not silence
 
 
-def test_tts_wav_and_rate(server: RealtimeServer) -> None:
+@needs_synth
+def test_tts_wav_and_rate(server: PalabraEmulator) -> None:
     ws = tts_socket(server)
     try:
         init(ws, "wav", 16000)
@@ -306,8 +322,9 @@ def test_tts_wav_and_rate(server: RealtimeServer) -> None:
     assert rate == 16000 and 1.0 < len(data) / rate < 4
 
 
+@needs_synth
 @pytest.mark.skipif(not mp3_available(), reason="libsndfile without MP3")
-def test_tts_mp3(server: RealtimeServer) -> None:
+def test_tts_mp3(server: PalabraEmulator) -> None:
     ws = tts_socket(server)
     try:
         init(ws, "mp3", 24000)
@@ -319,7 +336,8 @@ def test_tts_mp3(server: RealtimeServer) -> None:
     assert rate == 24000 and len(data) > 0.5 * rate
 
 
-def test_tts_validation_errors_and_socket_stays_usable(server: RealtimeServer) -> None:
+@needs_synth
+def test_tts_validation_errors_and_socket_stays_usable(server: PalabraEmulator) -> None:
     ws = tts_socket(server)
     try:
         ws.send(json.dumps({"type": "text", "text": "too early", "is_eos": True}))
@@ -347,7 +365,7 @@ def test_tts_validation_errors_and_socket_stays_usable(server: RealtimeServer) -
         ws.close()
 
 
-def test_tts_rate_limit(server: RealtimeServer) -> None:
+def test_tts_rate_limit(server: PalabraEmulator) -> None:
     ws = tts_socket(server)
     try:
         init(ws)
@@ -363,8 +381,9 @@ def test_tts_rate_limit(server: RealtimeServer) -> None:
         ws.close()
 
 
+@needs_synth
 def test_tts_cancel_stops_and_socket_stays_usable(engine: Any) -> None:
-    with RealtimeServer(tts=TtsService(flite_synthesizer, realtime=True)) as srv:
+    with PalabraEmulator(engine=engine) as srv:
         ws = tts_socket(srv)
         try:
             init(ws)
@@ -394,8 +413,9 @@ def test_tts_cancel_stops_and_socket_stays_usable(engine: Any) -> None:
             ws.close()
 
 
+@needs_synth
 def test_tts_paces_at_about_real_time(engine: Any) -> None:
-    with RealtimeServer(tts=TtsService(flite_synthesizer, realtime=True)) as srv:
+    with PalabraEmulator(engine=engine) as srv:
         ws = tts_socket(srv)
         try:
             init(ws)
@@ -416,3 +436,11 @@ def test_tts_paces_at_about_real_time(engine: Any) -> None:
         audio = sum(c["audio_len"] or 0 for c in got)
         assert audio > 1.5
         assert audio - 0.6 < took < audio + 2.0
+
+
+def test_tts_bad_token_gets_401(server: PalabraEmulator) -> None:
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        websocket.create_connection(
+            f"{server.ws_base}/tts-api/v1/text-to-speech/stream?token=nope", timeout=10
+        )
+    assert info.value.status_code == 401

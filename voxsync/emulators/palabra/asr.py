@@ -56,7 +56,9 @@ __all__ = [
     "SocketFaults",
     "Translator",
     "WebSocketLike",
+    "faults_from",
     "pseudo_translate",
+    "register",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,34 @@ class SocketFaults:
     stall_after_frames: Optional[int] = None
     malformed_after_frames: Optional[int] = None
     close_after_frames: Optional[int] = None
+
+
+def faults_from(faults: Any) -> SocketFaults:
+    """The realtime sockets' share of the emulator's ``PalabraFaults``.
+
+    ``drop_after_chunks``, ``stall_after_chunks`` and
+    ``malformed_after_chunks`` count the client's frames on these sockets
+    too; ``rate_limit_close`` closes every new socket at once with 1008.
+    """
+    return SocketFaults(
+        drop_after_frames=getattr(faults, "drop_after_chunks", None),
+        stall_after_frames=getattr(faults, "stall_after_chunks", None),
+        malformed_after_frames=getattr(faults, "malformed_after_chunks", None),
+        close_after_frames=0 if getattr(faults, "rate_limit_close", False) else None,
+    )
+
+
+def register(emulator: Any) -> AsrService:
+    """Serve the ASR socket on a ``PalabraEmulator`` (its engine, translator, tokens, faults)."""
+    service = AsrService(
+        lambda: emulator.engine,
+        translator=lambda text, source, target: emulator.translator(text, source, target),
+        token_ok=emulator.token_ok,
+        idle_timeout=emulator.idle_timeout,
+        faults=lambda: faults_from(emulator.faults),
+    )
+    emulator.add_socket_route("asr", lambda path: path == ASR_PATH, service)
+    return service
 
 
 class _Refusal(Exception):
@@ -297,8 +327,10 @@ class AsrService:
 
     Parameters
     ----------
-    engine : Engine
-        The shared recognizer (:func:`voxsync.emulators.engine.make_engine`).
+    engine : Engine or callable
+        The shared recognizer (:func:`voxsync.emulators.engine.make_engine`),
+        or a function returning it when a socket opens (the emulator creates
+        its engine when it starts).
     translator : callable
         ``translator(text, source, target) -> str``; default
         :func:`pseudo_translate`.
@@ -313,14 +345,14 @@ class AsrService:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Union[Engine, Callable[[], Engine]],
         *,
         translator: Translator = pseudo_translate,
         token_ok: Optional[Callable[[str], bool]] = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         faults: Optional[Callable[[], SocketFaults]] = None,
     ) -> None:
-        self.engine = engine
+        self._engine = engine
         self.translator = translator
         self._token_ok = token_ok or (lambda token: bool(token))
         self.idle_timeout = idle_timeout
@@ -342,6 +374,15 @@ class AsrService:
             if params.token in self._active:
                 return 409, "a session is already active for this identity"
         return None
+
+    @property
+    def engine(self) -> Engine:
+        """The recognizer sockets use."""
+        return self._engine if isinstance(self._engine, Engine) else self._engine()
+
+    def __call__(self, emulator: Any, ws: Any, query: Mapping[str, List[str]]) -> None:
+        """The emulator's socket-route handler form of :meth:`serve`."""
+        self.serve(ws, query)
 
     def active(self, token: str) -> bool:
         """True while a socket of ``token`` is open."""
@@ -386,6 +427,9 @@ class _AsrSocket:
 
     def run(self) -> None:
         session = None
+        if self.faults.close_after_frames == 0:
+            self.ws.close(1008, "rate limit exceeded")
+            return
         try:
             while True:
                 try:

@@ -46,11 +46,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 import numpy as np
 from websockets.exceptions import ConnectionClosed
 
-from voxsync.emulators.palabra.asr import SocketFaults, WebSocketLike
+from voxsync.emulators.palabra.asr import SocketFaults, WebSocketLike, faults_from
+from voxsync.errors import ConfigurationError
 
 __all__ = [
     "CHUNK_SECONDS",
@@ -60,11 +62,14 @@ __all__ = [
     "Synthesizer",
     "TtsService",
     "mp3_available",
+    "register",
 ]
 
 log = logging.getLogger(__name__)
 
 TTS_PATH = "/tts-api/v1/text-to-speech/stream"
+#: The path of the TTS socket in the 1.x docs (``wss://api.palabra.ai/v1/text-to-speech/stream``).
+DOCS_TTS_PATH = "/v1/text-to-speech/stream"
 #: Characters per ``text`` message (1.x servers).
 TEXT_LIMIT = 256
 #: ``text`` messages per second.
@@ -204,9 +209,34 @@ class TtsService:
             sock.stop()
             worker.join(timeout=5.0)
 
+    def __call__(self, emulator: Any, ws: Any, query: Mapping[str, List[str]]) -> None:
+        """The emulator's socket-route handler form of :meth:`serve`."""
+        self.serve(ws, query)
+
     def _counted(self) -> None:
         with self._lock:
             self.generations += 1
+
+
+def register(emulator: Any) -> TtsService:
+    """Serve the TTS socket on a ``PalabraEmulator``, at its ``ws_tts_url`` and the fixed paths.
+
+    Speech comes from the emulator's synthesizer (the one the translation
+    socket speaks with).
+    """
+
+    def synthesize(text: str, language: str) -> Tuple[bytes, int]:
+        synth = emulator.synthesizer()
+        return synth.synthesize(text, language), int(synth.output.sample_rate)
+
+    service = TtsService(
+        synthesize,
+        token_ok=emulator.token_ok,
+        faults=lambda: faults_from(emulator.faults),
+    )
+    paths = {TTS_PATH, DOCS_TTS_PATH, urlsplit(emulator.ws_tts_url).path}
+    emulator.add_socket_route("tts", lambda path: path in paths, service)
+    return service
 
 
 class _Cancelled(Exception):
@@ -237,6 +267,9 @@ class _TtsSocket:
 
     # -------------------------------------------------------------- reader
     def reader(self) -> None:
+        if self.faults.close_after_frames == 0:
+            self.ws.close(1008, "rate limit exceeded")
+            return
         try:
             while True:
                 frame = self.ws.recv()
@@ -380,6 +413,8 @@ class _TtsSocket:
                         self._generate(epoch, gid, text, output)
                 except _Cancelled:
                     pass
+                except ConfigurationError as exc:  # e.g. no voice for the language
+                    self.send(_error("VALIDATION_ERROR", str(exc)))
                 if not self.closed.is_set():
                     self.send(_chunk(b"", gid, True, None, None))
         except ConnectionClosed:
