@@ -1,13 +1,15 @@
 """A small loopback provider for testing the runtime over a real TCP socket.
 
 Wire format, both directions: 1 type byte + 4-byte big-endian length + payload.
-Client -> server: b"H" hello (payload = token), b"A" audio, b"E" end of stream.
+Client -> server: b"H" hello (payload = token), b"A" audio, b"E" end of stream,
+b"C" a control command (payload = its id).
 Server -> client: b"J" one JSON event.
 
 The server answers hello with {"type": "ready"} (or {"type": "denied"}), each
 audio chunk with {"type": "transcript", "text": "chunk <n>", "bytes": len},
-and end of stream with {"type": "eos"} - unless told otherwise by its fault
-options.
+a command with {"type": "ack", "id": id, "after": <audio chunks received so
+far>}, and end of stream with {"type": "eos"} - unless told otherwise by its
+fault options.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Union
 
 from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection
 from voxsync.errors import AuthenticationError, ConnectionError
 from voxsync.events import Message, Transcript
+from voxsync.request import Request
 
 HEADER = struct.Struct(">cI")
 
@@ -62,7 +65,9 @@ class LoopbackServer:
         drop_after: Optional[int] = None,
         reply_eos: bool = True,
         reply_delay: float = 0.0,
+        ack: bool = True,
     ) -> None:
+        self.ack = ack
         self.token = token
         self.drop_after = drop_after
         self.reply_eos = reply_eos
@@ -150,6 +155,10 @@ class LoopbackServer:
                     self._reply(
                         conn, {"type": "transcript", "text": f"chunk {n}", "bytes": len(payload)}
                     )
+                elif kind == b"C" and self.ack:
+                    with self.received_lock:
+                        n = len(self.received)
+                    self._reply(conn, {"type": "ack", "id": payload.decode(), "after": n})
                 elif kind == b"E" and self.reply_eos:
                     self._reply(conn, {"type": "custom", "note": "tail"})
                     self._reply(conn, {"type": "eos"})
@@ -196,6 +205,8 @@ class LoopbackConnection(Connection):
             if frame is None:
                 return
             msg = json.loads(frame[1])
+            if msg["type"] == "ack":
+                self._offer_reply(msg)
             if msg["type"] == "transcript":
                 self._deliver(Transcript(msg["text"], raw=msg))
             elif msg["type"] == "eos":
@@ -209,6 +220,16 @@ class LoopbackConnection(Connection):
                 return
         assert self._sock is not None
         send_frame(self._sock, b"A", chunk)
+
+    def command(self, command_id: str, timeout: float = 5.0) -> Dict[str, Any]:
+        """Send a control command in order with the audio; return the server's ack."""
+        request = Request(lambda msg: msg.get("id") == command_id, what=f"command {command_id}")
+        reply: Dict[str, Any] = self._request(command_id.encode(), request, timeout)
+        return reply
+
+    def _write_control(self, frame: Union[str, bytes]) -> None:
+        assert isinstance(frame, bytes) and self._sock is not None
+        send_frame(self._sock, b"C", frame)
 
     def _end_of_stream(self) -> None:
         assert self._sock is not None

@@ -29,7 +29,6 @@ voxsync.local, voxsync.aiola, voxsync.uhlive
                          providers; voxsync.emulators: local servers for each
 """
 
-from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection, State
 from voxsync.errors import (
     AudioFormatError,
@@ -62,6 +61,7 @@ from voxsync.events import (
     Translation,
     Word,
 )
+from voxsync.format import AudioFormat
 from voxsync.providers import (
     DEFAULT_PROVIDER,
     available_providers,

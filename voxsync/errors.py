@@ -105,7 +105,21 @@ class DisconnectedError(ConnectionError):
     ``send()`` raises it once the receive loop has ended, so audio is never
     dropped silently; ``wait()`` raises it when the connection ended because
     of a failure. ``__cause__`` holds the underlying error, if any.
+
+    Attributes
+    ----------
+    code : int or None
+        The WebSocket close code the peer sent (1000 normal, 1008 policy
+        violation - some services signal rate limits with it - ...), when
+        the stream ended with a close frame; None otherwise.
+    reason : str
+        The close reason the peer sent with ``code`` (may be empty).
     """
+
+    def __init__(self, message: str = "", *, code: Optional[int] = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
 
 
 class TimeoutError(VoxsyncError, builtins.TimeoutError):

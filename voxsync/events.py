@@ -23,7 +23,7 @@ from collections.abc import KeysView, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Tuple
 
-from voxsync.audio.format import AudioFormat
+from voxsync.format import AudioFormat
 
 __all__ = [
     "AudioChunk",

@@ -7,7 +7,7 @@ import time
 from collections import Counter, deque
 from typing import Any, Callable, Deque, Dict, Optional
 
-from voxsync.audio.format import AudioFormat
+from voxsync.format import AudioFormat
 
 __all__ = ["Metrics"]
 
@@ -42,7 +42,7 @@ class Metrics:
         Successful reconnections of the transport.
     """
 
-    def __init__(self, audio_format: AudioFormat, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, audio_format: Optional[AudioFormat], queue_depth: Callable[[], int]) -> None:
         self._lock = threading.Lock()
         self._audio_format = audio_format
         self._queue_depth = queue_depth
@@ -102,7 +102,7 @@ class Metrics:
     @property
     def seconds_sent(self) -> float:
         """Seconds of audio written to the service."""
-        return self._audio_format.duration(self.bytes_sent)
+        return self._seconds_sent()
 
     @property
     def queue_depth(self) -> int:
@@ -131,7 +131,7 @@ class Metrics:
                 "bytes_queued": self.bytes_queued,
                 "chunks_sent": self.chunks_sent,
                 "bytes_sent": self.bytes_sent,
-                "seconds_sent": self._audio_format.duration(self.bytes_sent),
+                "seconds_sent": self._seconds_sent(),
                 "chunks_dropped": self.chunks_dropped,
                 "bytes_dropped": self.bytes_dropped,
                 "chunks_discarded": self.chunks_discarded,
@@ -151,3 +151,7 @@ class Metrics:
             f"<Metrics sent={self.seconds_sent:.2f}s chunks={self.chunks_sent} "
             f"dropped={self.chunks_dropped} events={sum(self.events.values())}>"
         )
+
+    def _seconds_sent(self) -> float:
+        fmt = self._audio_format
+        return 0.0 if fmt is None else fmt.duration(self.bytes_sent)

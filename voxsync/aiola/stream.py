@@ -50,7 +50,6 @@ import socketio
 
 from voxsync.aiola._rest import AiolaAuthenticationError
 from voxsync.aiola.types import DEFAULT_WORKFLOW_ID, Structured
-from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection
 from voxsync.errors import (
     AuthenticationError,
@@ -65,6 +64,7 @@ from voxsync.errors import (
     VoxsyncError,
 )
 from voxsync.events import Event, Message, Reconnected, Reconnecting, Transcript, Translation
+from voxsync.format import AudioFormat
 from voxsync.redact import RedactingFilter, redact
 
 __all__ = ["NAMESPACE", "SOCKETIO_PATH", "AiolaConnection", "decode_event"]

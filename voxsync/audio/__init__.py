@@ -4,7 +4,8 @@
 * :class:`Converter` / :func:`convert` change rate, channels and encoding
   (``pcm_s16le``, ``pcm_f32le``, G.711 ``mulaw`` and ``alaw``);
 * :func:`read_audio`, :class:`AudioFile`, :func:`iter_chunks` and
-  :func:`stream_file` read audio files and feed them to connections;
+  :func:`stream_file` read audio files and feed them to connections (any
+  :class:`AudioSink`);
 * :class:`MicrophoneStream` and :func:`list_devices` capture live audio
   (PortAudio is loaded on first use).
 """
@@ -17,14 +18,16 @@ from voxsync.audio.files import (
     read_audio,
     stream_file,
 )
-from voxsync.audio.format import ENCODINGS, AudioFormat
 from voxsync.audio.microphone import InputDevice, MicrophoneStream, list_devices
 from voxsync.audio.pacing import Pacer
+from voxsync.audio.sink import AudioSink
+from voxsync.format import ENCODINGS, AudioFormat
 
 __all__ = [
     "ENCODINGS",
     "AudioFile",
     "AudioFormat",
+    "AudioSink",
     "Converter",
     "InputDevice",
     "MicrophoneStream",

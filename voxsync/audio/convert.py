@@ -38,9 +38,9 @@ from typing import Any, Optional
 import numpy as np
 import numpy.typing as npt
 
-from voxsync.audio.format import AudioFormat
 from voxsync.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voxsync.errors import AudioFormatError, ConfigurationError
+from voxsync.format import AudioFormat
 
 __all__ = ["Converter", "convert", "from_float32", "to_float32"]
 

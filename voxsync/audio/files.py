@@ -3,7 +3,7 @@
 Files are decoded with soundfile (libsndfile): WAV, FLAC, OGG/Vorbis,
 OGG/Opus, AIFF and more, and MP3 where the installed libsndfile supports it
 (1.1 and later). Everything is converted to the format you ask for, usually
-``conn.audio_format``, so you never resample by hand.
+``conn.input_format``, so you never resample by hand.
 
 Examples
 --------
@@ -29,9 +29,10 @@ from typing import IO, Any, Iterator, Optional, Tuple, Union
 import numpy as np
 
 from voxsync.audio.convert import Converter
-from voxsync.audio.format import AudioFormat
 from voxsync.audio.pacing import Pacer
+from voxsync.audio.sink import AudioSink, sink_format
 from voxsync.errors import ConfigurationError
+from voxsync.format import AudioFormat
 
 __all__ = [
     "AudioFile",
@@ -126,7 +127,7 @@ class AudioFile:
     --------
     ::
 
-        with AudioFile("speech.wav", conn.audio_format) as f:
+        with AudioFile("speech.wav", conn.input_format) as f:
             for chunk in f.chunks(chunk_ms=20, realtime=True):
                 conn.send(chunk)
     """
@@ -318,7 +319,7 @@ def iter_chunks(
     --------
     ::
 
-        for chunk in iter_chunks("speech.wav", conn.audio_format, chunk_ms=20, realtime=True):
+        for chunk in iter_chunks("speech.wav", conn.input_format, chunk_ms=20, realtime=True):
             conn.send(chunk)
     """
     if isinstance(source, AudioFile):
@@ -329,7 +330,7 @@ def iter_chunks(
 
 
 def stream_file(
-    conn: Any,
+    conn: AudioSink,
     path: Union[AudioSource, AudioFile],
     *,
     realtime: bool = True,
@@ -337,15 +338,15 @@ def stream_file(
     finish: bool = False,
     finish_timeout: Optional[float] = None,
 ) -> float:
-    """Send an audio file to a connection, converted to ``conn.audio_format``.
+    """Send an audio file to a connection, converted to ``conn.input_format``.
 
     Runs in the calling thread (sleeping between chunks when ``realtime``).
     If the connection is still idle it is connected first.
 
     Parameters
     ----------
-    conn : Connection
-        Any voxsync connection.
+    conn : AudioSink
+        Any voxsync connection (or another :class:`~voxsync.audio.AudioSink`).
     path : path, binary file object or AudioFile
         The audio file.
     realtime : bool, optional
@@ -368,6 +369,8 @@ def stream_file(
     ------
     FileNotFoundError, UnsupportedAudioError
         For a missing or unreadable file (before anything is sent).
+    ConfigurationError
+        ``conn`` is not an audio sink, or takes text, not audio.
     voxsync.VoxsyncError
         Whatever ``conn.connect()``, ``conn.send()`` or ``conn.finish()``
         raise (e.g. :class:`~voxsync.errors.DisconnectedError`).
@@ -380,7 +383,7 @@ def stream_file(
             conn.on("transcript", print)
             stream_file(conn, "speech.wav", finish=True)
     """
-    fmt: AudioFormat = conn.audio_format
+    fmt = sink_format(conn, "stream_file()")
     if isinstance(path, AudioFile):
         audio = path
         owned = False
@@ -388,7 +391,7 @@ def stream_file(
         audio = AudioFile(path, fmt)
         owned = True
     try:
-        if getattr(conn, "state", None) == "idle":
+        if conn.state == "idle":
             conn.connect()
         sent = 0
         for chunk in iter_chunks(audio, fmt, chunk_ms, realtime):

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, Callable, Deque, List, Optional, Type
 
 from voxsync.audio.convert import Converter
-from voxsync.audio.format import AudioFormat
+from voxsync.audio.sink import AudioSink, sink_format
 from voxsync.errors import (
     ConfigurationError,
     DeviceError,
@@ -39,6 +39,7 @@ from voxsync.errors import (
     TimeoutError,
 )
 from voxsync.events import StreamWarning
+from voxsync.format import AudioFormat
 
 __all__ = ["InputDevice", "MicrophoneStream", "list_devices"]
 
@@ -262,7 +263,7 @@ class MicrophoneStream:
     ::
 
         with conn, MicrophoneStream(channels=1, samplerate=16000, blocksize=4096) as mic:
-            mic.stream_to(conn)        # converted to conn.audio_format
+            mic.stream_to(conn)        # converted to conn.input_format
             conn.wait(30)
     """
 
@@ -307,7 +308,7 @@ class MicrophoneStream:
         self._paused = False
         self._accepting = True
         self._sender: Optional[threading.Thread] = None
-        self._target: Optional[Any] = None
+        self._target: Optional[AudioSink] = None
         self._error: Optional[BaseException] = None
         self._reported_drops = 0
         #: PortAudio input overflows (the device delivered faster than the callback ran).
@@ -516,8 +517,8 @@ class MicrophoneStream:
         block = self._buffer.get(timeout)
         return b"" if block is None else block
 
-    def stream_to(self, conn: Any) -> threading.Thread:
-        """Send the microphone's audio to a connection, converted to ``conn.audio_format``.
+    def stream_to(self, conn: AudioSink) -> threading.Thread:
+        """Send the microphone's audio to a connection, converted to ``conn.input_format``.
 
         Starts the device if needed and connects ``conn`` if it is still
         idle. A sender thread (``voxsync-mic-<n>-sender``) converts each
@@ -526,8 +527,8 @@ class MicrophoneStream:
 
         Parameters
         ----------
-        conn : Connection
-            Any voxsync connection.
+        conn : AudioSink
+            Any voxsync connection (or another :class:`~voxsync.audio.AudioSink`).
 
         Returns
         -------
@@ -536,6 +537,8 @@ class MicrophoneStream:
 
         Raises
         ------
+        ConfigurationError
+            ``conn`` is not an audio sink, or takes text, not audio.
         LocalProtocolError
             If the stream already has a consumer (``stream_to`` twice).
         DeviceError
@@ -558,19 +561,14 @@ class MicrophoneStream:
                 mic.stream_to(connection)
                 connection.wait(60)
         """
-        fmt = getattr(conn, "audio_format", None)
-        if not isinstance(fmt, AudioFormat) or not callable(getattr(conn, "send", None)):
-            raise ConfigurationError(
-                f"stream_to() needs a voxsync connection (with audio_format and send()), "
-                f"got {type(conn).__name__}"
-            )
+        fmt = sink_format(conn, "stream_to()")
         converter = Converter(self.audio_format, fmt)
         with self._lock:
             self._claim("stream_to()")
             self._target = conn
         try:
             # connecting can take seconds: not under the lock, which stop() needs
-            if getattr(conn, "state", None) == "idle":
+            if conn.state == "idle":
                 conn.connect()
             with self._lock:
                 if self._target is not conn:  # stop() ran while we were connecting
@@ -636,7 +634,7 @@ class MicrophoneStream:
         return thread
 
     # ---------------------------------------------------------- sender side
-    def _send_loop(self, conn: Any, converter: Converter) -> None:
+    def _send_loop(self, conn: AudioSink, converter: Converter) -> None:
         try:
             while True:
                 block = self._buffer.get()
@@ -666,7 +664,7 @@ class MicrophoneStream:
         finally:
             self._accepting = False
 
-    def _send(self, conn: Any, data: bytes) -> None:
+    def _send(self, conn: AudioSink, data: bytes) -> None:
         try:
             conn.send(data)
         except (QueueFullError, TimeoutError) as exc:
@@ -700,7 +698,7 @@ class MicrophoneStream:
             blocks.append(block)
         return blocks
 
-    def _report_drops(self, conn: Any) -> None:
+    def _report_drops(self, conn: Optional[AudioSink]) -> None:
         dropped = self._buffer.dropped
         if dropped == self._reported_drops:
             return
@@ -711,11 +709,10 @@ class MicrophoneStream:
             "the consumer is slower than real time"
         )
         logger.warning("microphone %d: %s", self.number, message)
-        deliver = getattr(conn, "_deliver", None)
-        if callable(deliver):
-            deliver(StreamWarning("audio_dropped", message, dropped))
+        if conn is not None:
+            conn.report_warning(StreamWarning("audio_dropped", message, dropped))
 
-    def _error_occurred(self, exc: BaseException, conn: Any) -> None:
+    def _error_occurred(self, exc: BaseException, conn: Optional[AudioSink]) -> None:
         if self.on_error is not None:
             try:
                 self.on_error(exc)
@@ -725,6 +722,5 @@ class MicrophoneStream:
         logger.error("microphone %d: %s: %s", self.number, type(exc).__name__, exc)
         if self._error is None:
             self._error = exc
-        deliver = getattr(conn, "_deliver", None)
-        if callable(deliver):
-            deliver(exc)
+        if conn is not None:
+            conn.report_error(exc)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar, Dict, FrozenSet, Optional, Sequence
 
-from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection
 from voxsync.events import Transcript
+from voxsync.format import AudioFormat
 from voxsync.local.recognizer import (
     DEFAULT_PARTIAL_MS,
     DEFAULT_SILENCE_MS,

@@ -10,7 +10,11 @@ share one place that
   every message;
 * lets one thread block in :meth:`recv` while another sends (websocket-client
   serialises sends with its own lock);
-* closes in bounded time: :meth:`close` wakes a reader blocked in ``recv``.
+* closes in bounded time: :meth:`close` wakes a reader blocked in ``recv``;
+* keeps the peer's close code and reason (:attr:`WebSocketTransport.close_code`,
+  :attr:`~WebSocketTransport.close_reason`, :meth:`~WebSocketTransport.disconnected_error`),
+  since some services signal rate limits or policy refusals only there
+  (1008).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, List, Optional, Union
 from voxsync.errors import (
     AuthenticationError,
     ConnectionError,
+    DisconnectedError,
     RemoteProtocolError,
     TimeoutError,
 )
@@ -65,6 +70,12 @@ class WebSocketTransport:
         self._ws: Any = None
         self._closed = False
         self._close_lock = threading.Lock()
+        #: Close code of the peer's close frame (None until one arrived, or if it had none).
+        self.close_code: Optional[int] = None
+        #: Close reason of the peer's close frame (``""`` if none).
+        self.close_reason = ""
+        #: True once the peer's close frame arrived.
+        self.closed_by_peer = False
 
     def __repr__(self) -> str:
         return f"<WebSocketTransport {self._redact(self.url)}>"
@@ -199,6 +210,7 @@ class WebSocketTransport:
                 except OSError:
                     pass
         if opcode == websocket.ABNF.OPCODE_CLOSE:
+            self._peer_closed(bytes(data))
             return None
         if opcode == websocket.ABNF.OPCODE_TEXT:
             try:
@@ -208,6 +220,36 @@ class WebSocketTransport:
                     f"{self.service} sent a text frame that is not UTF-8"
                 ) from exc
         return bytes(data)
+
+    def _peer_closed(self, payload: bytes) -> None:
+        self.closed_by_peer = True
+        if len(payload) >= 2:
+            self.close_code = int.from_bytes(payload[:2], "big")
+            self.close_reason = self._redact(payload[2:].decode("utf-8", "replace"))
+        log.debug(
+            "%s closed the WebSocket: %s %r", self.service, self.close_code, self.close_reason
+        )
+
+    def disconnected_error(self, what: str) -> DisconnectedError:
+        """A :class:`~voxsync.errors.DisconnectedError` for a stream the peer ended.
+
+        ``what`` says what was going on (``"before the end of the stream"``).
+        The error carries the peer's close ``code`` and ``reason`` (None and
+        ``""`` when the connection dropped without a close frame), and its
+        message quotes them.
+        """
+        if self.close_code is not None:
+            detail = f" (close code {self.close_code}"
+            detail += f": {self.close_reason})" if self.close_reason else ")"
+        elif self.closed_by_peer:
+            detail = " (close frame without a code)"
+        else:
+            detail = ""
+        return DisconnectedError(
+            f"{self.service} closed the connection {what}{detail}",
+            code=self.close_code,
+            reason=self.close_reason,
+        )
 
     def send_text(self, text: str) -> None:
         """Send one text frame (any thread)."""

@@ -662,8 +662,6 @@ class BotConnection(Connection):
                 log.debug("%s: closing the session cleanly failed: %s", self.name, exc)
         super().close()
 
-    disconnect = close
-
     def _close_session(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         if self._rec.state is RecognizerState.RECOGNITION:

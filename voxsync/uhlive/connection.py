@@ -15,9 +15,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, FrozenSet, Optional, Union
+from typing import Any, ClassVar, Dict, FrozenSet, Optional
 
-from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection
 from voxsync.errors import (
     ConfigurationError,
@@ -28,6 +27,7 @@ from voxsync.errors import (
     TimeoutError,
 )
 from voxsync.events import Message, Transcript, Word
+from voxsync.format import AudioData, AudioFormat
 from voxsync.transport.websocket import WebSocketTransport
 from voxsync.uhlive.auth import build_conversation_url, get_token
 from voxsync.uhlive.conversation import (
@@ -298,7 +298,7 @@ class ConversationConnection(Connection):
             f"state={self.state.value} {self.audio_format}>"
         )
 
-    def send(self, chunk: Union[bytes, bytearray, memoryview]) -> None:
+    def send(self, chunk: AudioData) -> None:
         """Queue audio (see :meth:`voxsync.connection.Connection.send`).
 
         Raises

@@ -1,0 +1,188 @@
+"""The shared base of every WebSocket product: :class:`WebSocketConnection`.
+
+A WebSocket product (an Uh!ive conversation, an Uh!ive bot, ...) differs
+from another only in its codec, its URL and headers, and how it recognises
+that the service accepted the stream. Everything else lives here, once:
+
+* the transport (:class:`~voxsync.transport.websocket.WebSocketTransport`)
+  and the lock that guards the codec (``self._codec_lock``);
+* the handshake against one deadline: fresh codec, transport (and token),
+  upgrade, handshake frames, replies until the stream is accepted;
+* the reader loop on the reader thread, handing every frame to the codec;
+* control frames written by the writer thread in order with the audio
+  (:meth:`~voxsync.connection.Connection._send_control`,
+  :meth:`~voxsync.connection.Connection._request`);
+* the close, and the peer's close code and reason in the
+  :class:`~voxsync.errors.DisconnectedError` of a stream the service ended.
+
+A subclass implements :meth:`WebSocketConnection._reset_codec`,
+:meth:`~WebSocketConnection._create_transport`,
+:meth:`~WebSocketConnection._handshake_frames`,
+:meth:`~WebSocketConnection._handshake_reply` and
+:meth:`~WebSocketConnection._receive`, plus the audio hooks of
+:class:`~voxsync.connection.Connection` (``_write_chunk``, ``_end_of_stream``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, ClassVar, Optional, Sequence, Union
+
+from voxsync.connection import Connection
+from voxsync.errors import ConnectionError, DisconnectedError, TimeoutError
+from voxsync.transport.websocket import WebSocketTransport
+
+__all__ = ["Frame", "WebSocketConnection"]
+
+log = logging.getLogger(__name__)
+
+#: A WebSocket message: ``str`` for a text frame, ``bytes`` for a binary one.
+Frame = Union[str, bytes]
+
+
+class WebSocketConnection(Connection):
+    """Base class of the connections that speak a protocol over one WebSocket.
+
+    Takes the arguments of :class:`~voxsync.connection.Connection`. Threads:
+    the handshake runs on the caller of ``connect()``; :meth:`_receive` on
+    the reader thread (``voxsync-<provider>-<n>-reader``); audio, control
+    frames and keepalives on the writer thread; handlers on the dispatcher.
+
+    Notes
+    -----
+    Subclass hooks (all called with nothing locked unless said):
+
+    ``_reset_codec()``
+        Make a fresh codec (under ``_codec_lock``); a failed earlier
+        ``connect()`` may have left one half-way through a handshake.
+    ``_create_transport(timeout)``
+        Return an unconnected transport (URL, headers, secrets to redact);
+        may fetch a token within ``timeout`` seconds.
+    ``_handshake_frames()``
+        Frames to send once the upgrade succeeded (under ``_codec_lock``).
+    ``_handshake_reply(frame)``
+        One frame received during the handshake: True once the service
+        accepted the stream; raise a voxsync error if it refused.
+    ``_receive(frame)``
+        One frame received on an open stream (reader thread): decode it,
+        :meth:`~voxsync.connection.Connection._offer_reply` it to pending
+        requests, deliver events, call ``_stream_ended()`` at the service's
+        end-of-stream marker, ``_fail()`` on a fatal error.
+    """
+
+    _uses_reader_thread: ClassVar[bool] = True
+    #: How messages name the service.
+    service: ClassVar[str] = "the service"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Guards the codec: the handshake, the reader and the writer share it.
+        self._codec_lock = threading.RLock()
+        self._transport: Optional[WebSocketTransport] = None
+        self._transport_lock = threading.Lock()
+
+    # ------------------------------------------------------ subclass hooks
+    def _reset_codec(self) -> None:
+        """Start from a fresh codec (caller's thread, under ``_codec_lock``)."""
+
+    def _create_transport(self, timeout: float) -> WebSocketTransport:
+        """Return the (unconnected) transport; may fetch a token (caller's thread)."""
+        raise NotImplementedError
+
+    def _handshake_frames(self) -> Sequence[Frame]:
+        """Frames that open the stream once the socket is up (under ``_codec_lock``)."""
+        return ()
+
+    def _handshake_reply(self, frame: Frame) -> bool:
+        """One handshake frame; True once the service accepted the stream (caller's thread)."""
+        return True
+
+    def _receive(self, frame: Frame) -> None:
+        """One frame of the open stream (reader thread)."""
+
+    # ------------------------------------------------------ runtime hooks
+    def _open(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"connecting to {self.service} took more than {timeout} s")
+            return left
+
+        with self._codec_lock:
+            self._reset_codec()
+        transport = self._create_transport(remaining())
+        with self._transport_lock:
+            self._transport = transport
+        transport.connect(remaining())
+        with self._codec_lock:
+            frames = list(self._handshake_frames())
+        for frame in frames:
+            self._write_frame(frame)
+        while True:
+            try:
+                data = transport.recv(timeout=remaining())
+            except TimeoutError:
+                raise TimeoutError(
+                    f"{self.service} did not accept the stream within {timeout} s"
+                ) from None
+            if data is None:
+                raise transport.disconnected_error("before accepting the stream")
+            if self._handshake_reply(data):
+                break
+        log.debug("%s: %s accepted the stream", self.name, self.service)
+
+    def _read_loop(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        while True:
+            data = transport.recv()
+            if data is None:
+                return
+            self._receive(data)
+
+    def _write_control(self, frame: Union[str, bytes]) -> None:
+        self._write_frame(frame)
+
+    def _keepalive(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.closed:
+            transport.ping()
+
+    def _close_transport(self) -> None:
+        with self._transport_lock:
+            transport = self._transport
+        if transport is not None:
+            transport.close()
+
+    def _peer_closed_error(self, what: str) -> DisconnectedError:
+        transport = self._transport
+        if transport is None:
+            return super()._peer_closed_error(what)
+        return transport.disconnected_error(what)
+
+    # ------------------------------------------------------ services
+    def _write_frame(self, frame: Frame) -> None:
+        """Write one frame now (writer thread, or the handshake on the caller's thread).
+
+        Raises
+        ------
+        DisconnectedError
+            The socket is closed or the write failed.
+        """
+        transport = self._transport
+        if transport is None or transport.closed:
+            raise DisconnectedError(f"the connection to {self.service} is closed")
+        try:
+            if isinstance(frame, str):
+                transport.send_text(frame)
+            else:
+                transport.send_binary(frame)
+        except ConnectionError as exc:
+            if isinstance(exc, DisconnectedError):
+                raise
+            raise DisconnectedError(f"sending to {self.service} failed: {exc}") from exc
