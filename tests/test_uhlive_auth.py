@@ -196,3 +196,17 @@ def test_silent_server_times_out() -> None:
         thread.join(5)
         for conn in accepted:
             conn.close()
+
+
+def test_token_request_follows_the_shared_retry_policy(emu: UhliveEmulator) -> None:
+    emu.faults.token_failures = 2  # two 503 answers, then a token
+    try:
+        assert get_token("acme", "s3cr3t-value", auth_server=emu.base_url, timeout=10)
+        assert emu.faults.token_failures == 0
+        emu.faults.token_failures = 5
+        with pytest.raises(ServerError) as info:
+            get_token("acme", "s3cr3t-value", auth_server=emu.base_url, timeout=10, retries=1)
+        assert info.value.status_code == 503 and info.value.retryable
+        assert emu.faults.token_failures == 3  # two attempts, no more
+    finally:
+        emu.faults.token_failures = 0

@@ -22,7 +22,6 @@ import importlib
 import json
 import logging
 import math
-import pkgutil
 import shutil
 import sys
 import threading
@@ -55,25 +54,30 @@ class CliError(Exception):
 # ---------------------------------------------------------------- providers
 
 
-def _providers() -> List[str]:
-    from voxsync.providers import available_providers
+def _specs() -> List[Any]:
+    from voxsync.providers import provider_specs
 
-    return available_providers()
+    return provider_specs()
 
 
-def _provider_cli(name: str) -> Any:
-    """The ``voxsync.<name>._cli`` module, or None when the provider has none."""
-    module_name = f"voxsync.{name}._cli"
+def _cli_module(path: Optional[str]) -> Any:
+    """A provider's command-line module, or None (a broken one must not break the command)."""
+    if path is None:
+        return None
     try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None  # the provider has no command-line options (yet)
-        log.warning("options of provider %r unavailable: %s", name, exc)
+        return importlib.import_module(path)
+    except Exception as exc:
+        log.warning("command-line options from %s unavailable: %s", path, exc)
         return None
-    except Exception as exc:  # a broken provider must not break the command
-        log.warning("options of provider %r unavailable: %s", name, exc)
-        return None
+
+
+def _cli_modules() -> List[Tuple[str, Any]]:
+    """``(module path, module)`` of every provider's command-line module, once each."""
+    seen: Dict[str, Any] = {}
+    for spec in _specs():
+        if spec.cli is not None and spec.cli not in seen:
+            seen[spec.cli] = _cli_module(spec.cli)
+    return [(path, module) for path, module in seen.items() if module is not None]
 
 
 def _add_provider_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -86,7 +90,8 @@ def _add_provider_options(parser: argparse.ArgumentParser, *, suppress: bool) ->
     work.
     """
     before = len(parser._actions)
-    providers = _providers()
+    specs = _specs()
+    providers = [spec.name for spec in specs if spec.transcribes]
     parser.add_argument(
         "--provider",
         choices=providers,
@@ -102,22 +107,26 @@ def _add_provider_options(parser: argparse.ArgumentParser, *, suppress: bool) ->
     parser.add_argument(
         "--debug", action="store_true", default=False, help="show tracebacks of errors"
     )
-    for name in providers:
-        module = _provider_cli(name)
-        if module is None:
-            continue
-        group = parser.add_argument_group(f"{name} provider options")
+    for path, module in _cli_modules():
+        names = ", ".join(spec.name for spec in specs if spec.cli == path)
+        group = parser.add_argument_group(f"{names} options")
         try:
             module.add_cli_arguments(group)
         except (argparse.ArgumentError, AttributeError, TypeError) as exc:
-            log.warning("options of provider %r unavailable: %s", name, exc)
+            log.warning("options of provider %s unavailable: %s", names, exc)
     if suppress:
         for action in parser._actions[before:]:
+            if action.help and "%(default)" in action.help:
+                # argparse drops "default" from the help's values once it is SUPPRESS
+                shown = str(action.default).replace("%", "%%")
+                action.help = action.help.replace("%(default)s", shown)
             action.default = argparse.SUPPRESS
 
 
 def _connection_options(args: argparse.Namespace) -> Dict[str, Any]:
-    module = _provider_cli(args.provider)
+    from voxsync.providers import provider_spec
+
+    module = _cli_module(provider_spec(args.provider).cli)
     if module is None or not hasattr(module, "options_from_args"):
         return {}
     options: Dict[str, Any] = module.options_from_args(args)
@@ -478,14 +487,31 @@ def cmd_devices(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def emulator_names() -> List[str]:
-    """Names accepted by ``voxsync emulate`` (modules of :mod:`voxsync.emulators`)."""
-    import voxsync.emulators
+    """Names accepted by ``voxsync emulate``, from the provider registry."""
+    from voxsync.providers import emulators
 
-    return sorted(
-        m.name
-        for m in pkgutil.iter_modules(voxsync.emulators.__path__)
-        if m.name != "engine" and not m.name.startswith("_")
-    )
+    return list(emulators())
+
+
+#: What ``voxsync emulate`` needs beyond a plain install.
+EMULATOR_EXTRA = "voxsync[emulators]"
+_SERVER_PACKAGES = frozenset({"websockets", "werkzeug", "simple_websocket", "engineio", "socketio"})
+
+
+def _import_emulator(name: str) -> Any:
+    from voxsync.providers import emulators
+
+    try:
+        return importlib.import_module(emulators()[name])
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing in _SERVER_PACKAGES:
+            raise CliError(
+                f"the {name} emulator needs the server packages ({missing} is not "
+                f"installed): pip install '{EMULATOR_EXTRA}' "
+                "(from a source tree: pip install '.[emulators]')"
+            ) from exc
+        raise
 
 
 def cmd_emulate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -494,7 +520,7 @@ def cmd_emulate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise _UsageError(
             f"emulate: unknown emulator {args.name!r} (choose from {', '.join(names) or 'none'})"
         )
-    module = importlib.import_module(f"voxsync.emulators.{args.name}")
+    module = _import_emulator(args.name)
     parser = argparse.ArgumentParser(
         prog=f"{PROG} emulate {args.name}",
         description=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None,
@@ -507,11 +533,90 @@ def cmd_emulate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return code
 
 
+class CommandHelpers:
+    """What a provider's ``add_commands(subparsers, helpers)`` gets from the command.
+
+    A provider's command-line module (see :class:`voxsync.providers.ProviderSpec`)
+    may add sub-commands of its own; these helpers give them the same options,
+    output and error handling as ``transcribe``. A command function is
+    ``run(args, out, err) -> int`` (exit status), set with
+    ``parser.set_defaults(func=run)``; raising a
+    :class:`~voxsync.errors.VoxsyncError` prints one line and exits with 1.
+    """
+
+    @staticmethod
+    def provider_options(parser: argparse.ArgumentParser) -> None:
+        """Add ``--provider``, ``--log-level``, ``--debug`` and every provider's options."""
+        _add_provider_options(parser, suppress=True)
+
+    @staticmethod
+    def output_options(parser: argparse.ArgumentParser) -> None:
+        """Add ``--format``, ``--no-partials`` and ``--timestamps``."""
+        _output_options(parser)
+
+    @staticmethod
+    def connection(args: argparse.Namespace, provider: Optional[str] = None) -> Any:
+        """A new, unconnected connection for ``provider`` (default ``args.provider``).
+
+        Its options come from the parsed command line (the provider's
+        ``options_from_args``).
+        """
+        import voxsync.providers
+
+        if provider is not None:
+            args.provider = provider
+        return voxsync.providers.connection(args.provider, **_connection_options(args))
+
+    @staticmethod
+    def display(args: argparse.Namespace, out: IO[str], err: IO[str]) -> Display:
+        """A :class:`Display` following ``--format`` / ``--timestamps``."""
+        fmt = getattr(args, "format", "text")
+        return Display(
+            out,
+            err,
+            fmt=fmt,
+            live=_isatty(out) and not getattr(args, "no_partials", False),
+            timestamps=getattr(args, "timestamps", False),
+        )
+
+    @staticmethod
+    def attach(conn: Any, display: Display) -> None:
+        """Show every event of ``conn`` on ``display``."""
+        _attach(conn, display)
+
+
+def _add_provider_commands(sub: Any) -> None:
+    helpers = CommandHelpers()
+    for path, module in _cli_modules():
+        add = getattr(module, "add_commands", None)
+        if add is None:
+            continue
+        try:
+            add(sub, helpers)
+        except (argparse.ArgumentError, AttributeError, TypeError) as exc:
+            log.warning("commands from %s unavailable: %s", path, exc)
+
+
 class _UsageError(Exception):
     """A usage error found after parsing (exit status 2)."""
 
 
 # ----------------------------------------------------------------- parser
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default) or one JSON object per event",
+    )
+    p.add_argument(
+        "--no-partials",
+        action="store_true",
+        help="do not show partial results (text format)",
+    )
+    p.add_argument("--timestamps", action="store_true", help="show start and end times of finals")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -527,22 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def output_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--format",
-            choices=("text", "json"),
-            default="text",
-            help="text for people (default) or one JSON object per event",
-        )
-        p.add_argument(
-            "--no-partials",
-            action="store_true",
-            help="do not show partial results (text format)",
-        )
-        p.add_argument(
-            "--timestamps", action="store_true", help="show start and end times of finals"
-        )
-
+    output_options = _output_options
     p = sub.add_parser(
         "transcribe",
         usage="%(prog)s [options] FILE [FILE ...]",
@@ -606,6 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="emulator: " + ", ".join(_safe_emulator_names()))
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_emulate)
+    _add_provider_commands(sub)
     return parser
 
 

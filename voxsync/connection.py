@@ -589,6 +589,7 @@ class Connection:
             log.debug(
                 "%s: closing the transport after a failed connect raised", self.name, exc_info=True
             )
+        self._run_close_callbacks()
         with self._lock:
             self._pending = None
             self._dispatch_stopped = True
@@ -1201,6 +1202,7 @@ class Connection:
             self._close_transport()
         except Exception:
             log.debug("%s: closing the transport raised", self.name, exc_info=True)
+        self._run_close_callbacks()
         with self._lock:
             _force_put(
                 self._event_q, ("disconnect", Disconnected(reason, error), time.perf_counter())

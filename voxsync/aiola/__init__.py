@@ -85,5 +85,5 @@ def create_connection(
         execution_id=execution_id,
         **options,
     )
-    conn._on_close = client.close
+    conn.add_close_callback(client.close)  # the session this factory opened
     return conn

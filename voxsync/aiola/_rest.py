@@ -1,7 +1,8 @@
 """aiOla REST calls: timeouts, retries with backoff, errors mapped to voxsync's.
 
-Policy: network errors and HTTP 5xx are retried (``max_retries`` times,
-exponential backoff); 4xx never are. 401/403 raise
+The policy is the shared one of :mod:`voxsync.transport.http`: network
+errors and HTTP 5xx are retried (``max_retries`` times, exponential backoff);
+4xx never are. 401/403 raise
 :class:`AuthenticationError`, 409 or code ``MAX_CONCURRENCY_REACHED`` raise
 :class:`ConcurrencyLimitError`, other refusals :class:`ServerError`. The
 service's message and code stay on the exception (``.code``, ``.raw``).
@@ -11,24 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
-import requests
-
-from voxsync.errors import (
-    AuthenticationError,
-    ConcurrencyLimitError,
-    ConnectionError,
-    RemoteProtocolError,
-    ServerError,
-    TimeoutError,
-    VoxsyncError,
-)
-from voxsync.redact import redact
-
-log = logging.getLogger("voxsync.aiola")
+from voxsync.errors import AuthenticationError, ConcurrencyLimitError, VoxsyncError
+from voxsync.transport.http import HttpClient, HttpFailure
 
 USER_AGENT = "voxsync-aiola"
 #: Renew a token when it expires within this many seconds (aiOla's SDKs use 5 min).
@@ -100,32 +88,42 @@ def token_fresh(token: str, margin: float = EXPIRY_MARGIN) -> bool:
     return exp is None or exp > time.time() + margin
 
 
-def _error_fields(body: Any) -> Tuple[Optional[str], Optional[str], Optional[str]]:
-    if isinstance(body, Mapping):
-        inner = body.get("error")
-        src = inner if isinstance(inner, Mapping) else body
-        message = src.get("message") or (inner if isinstance(inner, str) else None)
-        code, details = src.get("code"), src.get("details")
-        return (
-            str(message) if message is not None else None,
-            str(code) if code is not None else None,
-            str(details) if details is not None else None,
+def aiola_error(failure: HttpFailure) -> Optional[VoxsyncError]:
+    """aiOla's refusals: 409 / ``MAX_CONCURRENCY_REACHED`` and 401/403 with code and body."""
+    status, code, raw = failure.status, failure.code, failure.raw
+    message = failure.detail
+    if status == 409 or code == "MAX_CONCURRENCY_REACHED":
+        return ConcurrencyLimitError(
+            f"{failure.what}: {message}. Too many open aiOla sessions: close one "
+            "(AiolaClient.close_session() or client.close()) or wait until it expires",
+            code=code or "MAX_CONCURRENCY_REACHED",
+            raw=raw,
+            status_code=status,
         )
-    return None, None, None
+    if status in (401, 403):
+        return AiolaAuthenticationError(
+            f"{failure.what}: {message} (HTTP {status}); check the API key or access token",
+            status_code=status,
+            code=code or ("UNAUTHORIZED" if status == 401 else "FORBIDDEN"),
+            raw=raw,
+        )
+    return None  # the shared policy: ServerError with status, code and detail
 
 
 class RestTransport:
-    """One ``requests.Session`` with aiOla's error and retry policy."""
+    """aiOla's REST calls over the shared :class:`~voxsync.transport.http.HttpClient`."""
 
     def __init__(self, timeout: float = 30.0, max_retries: int = 2, backoff: float = 0.5) -> None:
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = USER_AGENT
+        self._http = HttpClient(
+            timeout=timeout,
+            retries=max_retries,
+            backoff=backoff,
+            headers={"User-Agent": USER_AGENT},
+            errors=aiola_error,
+        )
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()
 
     def request(
         self,
@@ -136,87 +134,26 @@ class RestTransport:
         what: str,
         timeout: Optional[float] = None,
         max_retries: Optional[int] = None,
-        **kwargs: Any,
+        headers: Optional[Mapping[str, str]] = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
     ) -> Dict[str, Any]:
-        """Send with retries; return the JSON object body or raise a typed error.
+        """Send with the shared retry policy; return the JSON object body or raise a typed error.
 
         ``timeout`` and ``max_retries`` override the transport's defaults for
         this call (best-effort calls on a close path pass ``max_retries=0``).
         """
-        headers = {"Authorization": f"Bearer {bearer}", **kwargs.pop("headers", {})}
-        timeout = self.timeout if timeout is None else timeout
-        retries = self.max_retries if max_retries is None else max_retries
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._session.request(
-                    method, url, headers=headers, timeout=timeout, **kwargs
-                )
-            except requests.Timeout as exc:
-                error: VoxsyncError = TimeoutError(
-                    f"{what}: no answer from {redact(url)} within {timeout} s"
-                )
-                error.__cause__ = exc
-            except requests.RequestException as exc:
-                error = ConnectionError(
-                    f"{what}: cannot reach {redact(url)}: {redact(exc, [bearer])}"
-                )
-                error.__cause__ = exc
-            else:
-                if response.status_code < 500:
-                    return self._result(response, what, bearer)
-                error = self._error(response, what, bearer)
-            if attempt > retries:
-                raise error
-            delay = self.backoff * 2 ** (attempt - 1)
-            log.info("%s failed (%s); retry %d in %.1f s", what, error, attempt, delay)
-            time.sleep(delay)
-
-    def _result(self, response: requests.Response, what: str, bearer: str) -> Dict[str, Any]:
-        if response.status_code >= 400:
-            raise self._error(response, what, bearer)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise RemoteProtocolError(
-                f"{what}: HTTP {response.status_code} with a body that is not JSON"
-            ) from exc
-        if not isinstance(body, dict):
-            raise RemoteProtocolError(f"{what}: expected a JSON object, got {type(body).__name__}")
-        return body
-
-    @staticmethod
-    def _error(response: requests.Response, what: str, bearer: str) -> VoxsyncError:
-        status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        message, code, details = _error_fields(body)
-        message = redact(message or response.reason or f"HTTP {status}", [bearer])
-        if details:
-            message = f"{message} ({redact(details, [bearer])})"
-        raw = body if isinstance(body, Mapping) else None
-        if status == 409 or code == "MAX_CONCURRENCY_REACHED":
-            return ConcurrencyLimitError(
-                f"{what}: {message}. Too many open aiOla sessions: close one "
-                "(AiolaClient.close_session() or client.close()) or wait until it expires",
-                code=code or "MAX_CONCURRENCY_REACHED",
-                raw=raw,
-                status_code=status,
-            )
-        if status in (401, 403):
-            return AiolaAuthenticationError(
-                f"{what}: {message} (HTTP {status}); check the API key or access token",
-                status_code=status,
-                code=code or ("UNAUTHORIZED" if status == 401 else "FORBIDDEN"),
-                raw=raw,
-            )
-        return ServerError(
-            f"{what}: {message} (HTTP {status})",
-            code=code,
-            retryable=status >= 500 or status == 429,
-            raw=raw,
-            status_code=status,
+        return self._http.request_json(
+            method,
+            url,
+            headers={"Authorization": f"Bearer {bearer}", **(headers or {})},
+            json=json,
+            data=data,
+            files=files,
+            expected=range(200, 400),
+            timeout=timeout,
+            retries=max_retries,
+            secrets=[bearer],
+            what=what,
         )

@@ -388,7 +388,6 @@ class AiolaConnection(Connection):
         self._transcript_at = 0.0  # when the last transcript arrived
         self._index = 0
         self._thread_seq = 0
-        self._on_close: Optional[Callable[[], None]] = None
 
     # ------------------------------------------------------------- public
     @property
@@ -785,9 +784,3 @@ class AiolaConnection(Connection):
             sio, self._sio = self._sio, None
         if sio is not None:
             self._safe_disconnect(sio)
-        callback = self._on_close  # idempotent: a failed connect() may be retried
-        if callback is not None:
-            try:
-                callback()
-            except Exception:
-                log.debug("%s: on-close callback raised", self.name, exc_info=True)

@@ -26,18 +26,13 @@ uhlive``) is all it takes to run unchanged client code against it.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
-from voxsync.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectionError,
-    RemoteProtocolError,
-    ServerError,
-    TimeoutError,
-)
+from voxsync.errors import ConfigurationError, RemoteProtocolError
 from voxsync.redact import redact
+from voxsync.transport.http import HttpClient
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -163,19 +158,6 @@ def credentials_from_env(
     return cid, secret
 
 
-def _error_text(response: Any) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        parts = [str(body[k]) for k in ("error", "error_description") if body.get(k)]
-        if parts:
-            return ": ".join(parts)
-    text = (response.text or "").strip()
-    return text[:200] or (response.reason or "no details")
-
-
 def get_token(
     client_id: Optional[str] = None,
     client_secret: Optional[str] = None,
@@ -183,6 +165,7 @@ def get_token(
     user_pwd: str = "",
     *,
     timeout: float = 10.0,
+    retries: int = 2,
     session: Any = None,
     auth_server: Optional[str] = None,
     realm: Optional[str] = None,
@@ -196,7 +179,10 @@ def get_token(
     user_id, user_pwd : str
         For the password grant.
     timeout : float
-        Seconds for connecting and for reading the answer.
+        Seconds for the whole request, retries included.
+    retries : int
+        Further attempts after a network error, a timeout or an HTTP 5xx
+        (the policy of :mod:`voxsync.transport.http`); 4xx are not retried.
     session : requests.Session, optional
         Reuse a session (connection pooling, proxies).
     auth_server, realm : str, optional
@@ -217,43 +203,35 @@ def get_token(
     RemoteProtocolError
         The answer had no ``access_token``.
     """
-    import requests
-
     cid, secret = credentials_from_env(client_id, client_secret)
     url = auth_token_url(auth_server, realm)
     form = _form(cid, secret, user_id, user_pwd)
-    secrets = [secret, user_pwd]
-    poster = session if session is not None else requests
+    http = HttpClient(
+        timeout=timeout,
+        retries=retries,
+        secrets=[secret, user_pwd],
+        auth_statuses=(400, 401, 403),  # OAuth 2: invalid_client / invalid_grant
+        session=session,
+    )
     try:
-        response = poster.post(url, data=form, timeout=timeout)
-    except requests.Timeout as exc:
-        raise TimeoutError(f"no answer from {redact(url)} within {timeout} s") from exc
-    except requests.RequestException as exc:
-        detail = redact(f"{type(exc).__name__}: {exc}", secrets)
-        raise ConnectionError(f"cannot reach the auth server {redact(url)}: {detail}") from exc
-    status = response.status_code
-    if status in (400, 401, 403):
-        raise AuthenticationError(
-            f"authentication refused by {redact(url)} (HTTP {status}): "
-            f"{redact(_error_text(response), secrets)}",
-            status_code=status,
+        body = http.request_json(
+            "POST",
+            url,
+            data=form,
+            deadline=time.monotonic() + timeout,
+            what="Uh!ive token request",
         )
-    if status >= 300:
-        raise ServerError(
-            redact(_error_text(response), secrets),
-            code=f"HTTP {status}",
-            retryable=status >= 500 or status == 429,
-            status_code=status,
-        )
-    try:
-        body = response.json()
-        token = body["access_token"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except RemoteProtocolError as exc:
         raise RemoteProtocolError(
             f"the auth server at {redact(url)} answered without an access_token"
         ) from exc
+    finally:
+        http.close()
+    token = body.get("access_token")
     if not isinstance(token, str) or not token:
-        raise RemoteProtocolError(f"the auth server at {redact(url)} sent an empty access_token")
+        raise RemoteProtocolError(
+            f"the auth server at {redact(url)} answered without an access_token"
+        )
     return token
 
 

@@ -108,6 +108,8 @@ class UhliveFaults:
     malformed_after_frames : int or None
         After this many frames, send one text frame that is not a Phoenix
         frame.
+    token_failures : int
+        Answer this many of the next token requests with HTTP 503 (counts down).
     """
 
     drop_after_frames: Optional[int] = None
@@ -115,6 +117,7 @@ class UhliveFaults:
     phx_error_after_frames: Optional[int] = None
     event_delay: float = 0.0
     malformed_after_frames: Optional[int] = None
+    token_failures: int = 0
 
 
 class UhliveState:
@@ -653,6 +656,12 @@ class UhliveEmulator:
         prefix, suffix = "/realms/", "/protocol/openid-connect/token"
         if not (path.startswith(prefix) and path.endswith(suffix)):
             return 404, {"error": "not_found", "error_description": f"no such endpoint: {path}"}
+        with self._lock:
+            fail = self.state.faults.token_failures > 0
+            if fail:
+                self.state.faults.token_failures -= 1
+        if fail:
+            return 503, {"error": "temporarily_unavailable", "error_description": "overloaded"}
         realm = unquote(path[len(prefix) : -len(suffix)])
         if realm != self.realm:
             return 404, {"error": "Realm does not exist"}

@@ -1,0 +1,144 @@
+"""One provider registry for voxsync.connection(), the CLI and voxsync emulate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from typing import IO, Any, Dict, Iterator, List
+
+import pytest
+
+import voxsync
+import voxsync.providers as providers
+from voxsync.cli import CommandHelpers, emulator_names, main
+from voxsync.errors import ConfigurationError
+from voxsync.local import LocalConnection
+from voxsync.providers import ProviderSpec
+
+
+def run(argv: List[str], capsys: pytest.CaptureFixture[str]) -> tuple:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture()
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dict[str, ProviderSpec]]:
+    """The registry, restored after the test."""
+    monkeypatch.setattr(providers, "_registry", dict(providers._registry))
+    monkeypatch.setattr(providers, "_factories", {})
+    yield providers._registry
+
+
+def test_builtin_products_are_registered_once_each() -> None:
+    names = voxsync.available_providers()
+    assert names[0] == "local"
+    assert {"local", "aiola", "uhlive", "uhlive-bot"} <= set(names)
+    assert len(names) == len(set(names))
+    assert emulator_names() == sorted(providers.emulators())
+    assert {"aiola", "uhlive"} <= set(emulator_names())
+    assert providers.emulators()["uhlive"] == "voxsync.emulators.uhlive"
+    bot = providers.provider_spec("uhlive-bot")
+    assert bot.emulator == "uhlive" and not bot.transcribes
+
+
+def test_uhlive_bot_is_found_by_name() -> None:
+    from voxsync.uhlive.bot import BotConnection
+
+    conn = voxsync.connection("uhlive-bot", token="not-used-before-connect")
+    assert isinstance(conn, BotConnection)
+    conn.close()  # never connected: a no-op
+
+
+def test_unknown_provider_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigurationError, match="uhlive-bot"):
+        voxsync.connection("nosuch")
+    with pytest.raises(ConfigurationError):
+        ProviderSpec("x", "not an import path")
+    with pytest.raises(ConfigurationError):
+        ProviderSpec("", "m:f")
+
+
+def test_register_provider_still_works(registry: Dict[str, ProviderSpec]) -> None:
+    made: List[Dict[str, Any]] = []
+
+    def factory(**options: Any) -> LocalConnection:
+        made.append(options)
+        return voxsync.local.create_connection(**options)
+
+    voxsync.register_provider("mine", factory)
+    conn = voxsync.connection("mine", silence_ms=300)
+    assert isinstance(conn, LocalConnection) and made == [{"silence_ms": 300}]
+    assert "mine" in voxsync.available_providers()
+    assert providers.provider_spec("mine").cli is None
+
+
+def _acme_cli_module() -> types.ModuleType:
+    """A third-party provider's command-line module: options and a command of its own."""
+    module = types.ModuleType("acme_voxsync_cli")
+
+    def add_cli_arguments(group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--acme-silence", type=int, default=400, help="ms (default %(default)s)")
+
+    def options_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+        return {"silence_ms": args.acme_silence}
+
+    def run_say(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+        conn = CommandHelpers.connection(args, provider="acme")
+        out.write(f"{args.provider} {type(conn).__name__} {args.text}\n")
+        return 0
+
+    def add_commands(subparsers: Any, helpers: CommandHelpers) -> None:
+        p = subparsers.add_parser("acme-say", help="say something with acme")
+        p.add_argument("text")
+        helpers.provider_options(p)
+        helpers.output_options(p)
+        p.set_defaults(func=run_say)
+
+    module.add_cli_arguments = add_cli_arguments  # type: ignore[attr-defined]
+    module.options_from_args = options_from_args  # type: ignore[attr-defined]
+    module.add_commands = add_commands  # type: ignore[attr-defined]
+    return module
+
+
+def test_a_new_provider_plugs_in_with_one_spec_and_its_cli_module(
+    registry: Dict[str, ProviderSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "acme_voxsync_cli", _acme_cli_module())
+    made: List[Dict[str, Any]] = []
+
+    def factory(**options: Any) -> LocalConnection:
+        made.append(options)
+        return voxsync.local.create_connection(**options)
+
+    providers.register(
+        ProviderSpec(
+            "acme",
+            factory,
+            cli="acme_voxsync_cli",
+            emulator="uhlive",  # shares an existing emulator, as products of one service do
+        )
+    )
+    # the library finds it
+    assert isinstance(voxsync.connection("acme"), LocalConnection)
+    # the command offers its options and its own sub-command
+    code, out, _ = run(["acme-say", "--acme-silence", "250", "hello"], capsys)
+    assert code == 0 and out == "acme LocalConnection hello\n"
+    assert made == [{}, {"silence_ms": 250}]
+    code, out, _ = run(["acme-say", "--help"], capsys)
+    assert code == 0 and "--acme-silence" in out and "(default 400)" in out
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "acme-say" in out and "{local,acme,aiola,uhlive}" in out
+    assert emulator_names().count("uhlive") == 1
+
+
+@pytest.mark.parametrize("command", ["transcribe", "listen"])
+def test_command_help_shows_option_defaults(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run([command, "--help"], capsys)
+    assert code == 0, err
+    assert "--provider" in out and "default: local" in out
