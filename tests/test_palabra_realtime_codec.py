@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 
 from voxsync.errors import ConfigurationError, RemoteProtocolError, ServerError
 from voxsync.events import Message
+from voxsync.palabra import Transcript
 from voxsync.palabra.realtime import (
     ASR_FORMATS,
     TEXT_LIMIT,
     AsrSettings,
-    SttTranscript,
-    SttTranslation,
     TtsChunk,
     TtsDecoder,
     TtsSettings,
@@ -150,22 +149,22 @@ def _asr(kind: str, text: str, *, eos: bool, lang: str = "en", tid: str = "s1") 
 
 def test_partial_and_final_transcripts() -> None:
     partial = parse_asr_message(_asr("transcription", "hello wor", eos=False))
-    assert isinstance(partial, SttTranscript)
+    assert isinstance(partial, Transcript) and partial.event_name == "transcript"
     assert (partial.text, partial.is_final, partial.is_eos) == ("hello wor", False, False)
     assert (partial.language, partial.id, partial.start, partial.end) == ("en", "s1", 0.5, 1.25)
     assert partial.is_translation is False
     assert partial.name == "transcript"
     assert partial["delta"]["text"] == "wor"
     final = parse_asr_message(_asr("transcription", "hello world", eos=True).encode())
-    assert isinstance(final, SttTranscript) and final.is_final and final.text == "hello world"
+    assert isinstance(final, Transcript) and final.is_final and final.text == "hello world"
 
 
 def test_translation_frame() -> None:
     event = parse_asr_message(
         _asr("translated_transcription", "hola mundo", eos=True, lang="es"), source_language="en"
     )
-    assert isinstance(event, SttTranslation)
-    assert event.name == "translation"
+    assert isinstance(event, Transcript)
+    assert event.event_name == "translation"
     assert (event.text, event.source_language, event.target_language) == ("hola mundo", "en", "es")
     assert event.language == "es" and event.is_translation and event.is_eos
     assert (event.start, event.end, event.id) == (0.5, 1.25, "s1")
@@ -251,7 +250,7 @@ def test_any_asr_frame_gives_an_event_or_a_typed_error(frame) -> None:  # type: 
         event = parse_asr_message(frame)
     except RemoteProtocolError:
         return
-    assert isinstance(event, (SttTranscript, SttTranslation, ServerError, Message))
+    assert isinstance(event, (Transcript, ServerError, Message))
 
 
 # ------------------------------------------------------------------ TTS frames

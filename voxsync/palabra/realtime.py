@@ -62,8 +62,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from voxsync.audio.format import AudioFormat
-from voxsync.errors import ConfigurationError, RemoteProtocolError, ServerError
-from voxsync.events import AudioChunk, Message, Transcript, Translation
+from voxsync.errors import ConfigurationError, RemoteProtocolError
+from voxsync.events import AudioChunk
+from voxsync.palabra.events import Raw, ServerError, Transcript
 
 __all__ = [
     "ASR_DEFAULT_SAMPLE_RATE",
@@ -75,8 +76,6 @@ __all__ = [
     "TTS_PATH",
     "TTS_SAMPLE_RATES",
     "AsrSettings",
-    "SttTranscript",
-    "SttTranslation",
     "TtsChunk",
     "TtsDecoder",
     "TtsSettings",
@@ -275,56 +274,6 @@ def asr_url(api_url: str, settings: AsrSettings, token: str) -> str:
     return urlunsplit((scheme, netloc, path, settings.query(token), ""))
 
 
-@dataclass(frozen=True, repr=False)
-class SttTranscript(Transcript):
-    """A transcript from the speech-to-text socket (``transcript`` event).
-
-    The shared :class:`~voxsync.events.Transcript` with the vendor's names
-    as well: ``is_eos`` (= ``is_final``) and ``is_translation`` (False).
-    ``text`` is the whole segment so far: render it in place of the
-    previous partial of the same ``id``, don't append it.
-    """
-
-    @property
-    def is_eos(self) -> bool:
-        """True for a final segment (the vendor's name for ``is_final``)."""
-        return self.is_final
-
-    @property
-    def is_translation(self) -> bool:
-        """Always False: this is source-language text."""
-        return False
-
-
-@dataclass(frozen=True, repr=False)
-class SttTranslation(Translation):
-    """One target language's text of a final segment (``translation`` event).
-
-    Attributes
-    ----------
-    start, end : float or None
-        The segment's bounds in seconds from the start of the stream.
-    """
-
-    start: Optional[float] = None
-    end: Optional[float] = None
-
-    @property
-    def is_eos(self) -> bool:
-        """True for a final translation (the vendor's name for ``is_final``)."""
-        return self.is_final
-
-    @property
-    def is_translation(self) -> bool:
-        """Always True."""
-        return True
-
-    @property
-    def language(self) -> Optional[str]:
-        """The target language (the vendor's field name)."""
-        return self.target_language
-
-
 def _loads(frame: Union[str, bytes], service: str) -> Dict[str, Any]:
     if isinstance(frame, (bytes, bytearray)):
         try:
@@ -356,7 +305,7 @@ def _envelope_data(message: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def parse_error(data: Mapping[str, Any]) -> ServerError:
-    """A :class:`~voxsync.errors.ServerError` from an ``error`` frame's data.
+    """A :class:`~voxsync.palabra.ServerError` from an ``error`` frame's data.
 
     The text may be under ``desc``, ``description``, ``message`` or
     ``msg``; a missing code reads as ``UNKNOWN_ERROR``.
@@ -371,7 +320,9 @@ def parse_error(data: Mapping[str, Any]) -> ServerError:
         ),
         "the service reported an error without a description",
     )
-    return ServerError(detail, code=code, retryable=code in RETRYABLE_CODES, raw=dict(data))
+    error = ServerError(code, detail, raw=dict(data))
+    error.retryable = code in RETRYABLE_CODES
+    return error
 
 
 def _number(value: Any) -> Optional[float]:
@@ -380,7 +331,7 @@ def _number(value: Any) -> Optional[float]:
     return float(value)
 
 
-AsrEvent = Union[SttTranscript, SttTranslation, ServerError, Message]
+AsrEvent = Union[Transcript, ServerError, Raw]
 
 
 def parse_asr_message(
@@ -399,15 +350,16 @@ def parse_asr_message(
 
     Returns
     -------
-    SttTranscript
-        ``transcription`` frames (``is_final`` from ``is_eos``).
-    SttTranslation
-        ``translated_transcription`` frames.
+    Transcript
+        :class:`~voxsync.palabra.Transcript`: ``transcription`` frames
+        (``is_final``/``is_eos`` from ``is_eos``), emitted as
+        ``transcript``; ``translated_transcription`` frames with
+        ``is_translation`` True (``language`` is the target), emitted as
+        ``translation``. ``text`` is the whole segment so far.
     ServerError
         ``error`` frames, enveloped (``data.code`` / ``data.desc``) or flat.
-    Message
-        Anything else, never dropped (``Message.type`` is its
-        ``message_type``).
+    Raw
+        Anything else, never dropped (``Raw.type`` is its ``message_type``).
 
     Raises
     ------
@@ -429,7 +381,7 @@ def parse_asr_message(
         language = language if isinstance(language, str) else None
         start, end = _number(segment.get("start_time")), _number(segment.get("end_time"))
         if kind == "transcription":
-            return SttTranscript(
+            return Transcript(
                 text=segment["text"],
                 is_final=bool(message.get("is_eos", False)),
                 language=language,
@@ -438,19 +390,20 @@ def parse_asr_message(
                 id=ident,
                 raw=message,
             )
-        return SttTranslation(
+        return Transcript(
             text=segment["text"],
-            source_language=source_language,
-            target_language=language,
             is_final=bool(message.get("is_eos", True)),
-            id=ident,
+            language=language,
             start=start,
             end=end,
+            id=ident,
             raw=message,
+            is_translation=True,
+            source_language=source_language,
         )
     if kind == "error":
         return parse_error(_envelope_data(message))
-    return Message(type=str(kind) if kind is not None else "unknown", raw=message)
+    return Raw(type=str(kind) if kind is not None else "unknown", raw=message)
 
 
 # --------------------------------------------------------------------------- TTS
@@ -729,7 +682,7 @@ class TtsDecoder:
         self.settings = settings
         self._wav: Dict[Optional[str], _WavStripper] = {}
 
-    def receive(self, frame: Union[str, bytes]) -> Union[TtsChunk, ServerError, Message]:
+    def receive(self, frame: Union[str, bytes]) -> Union[TtsChunk, ServerError, Raw]:
         """Parse one frame.
 
         Returns
@@ -739,7 +692,7 @@ class TtsDecoder:
         ServerError
             ``error`` frames (``retryable`` for ``RATE_LIMIT_EXCEEDED`` and
             ``SERVICE_UNAVAILABLE``).
-        Message
+        Raw
             Anything else, never dropped.
 
         Raises
@@ -754,7 +707,7 @@ class TtsDecoder:
         if kind == "error":
             return parse_error(data)
         if kind != "audio_chunk":
-            return Message(type=str(kind) if kind is not None else "unknown", raw=message)
+            return Raw(type=str(kind) if kind is not None else "unknown", raw=message)
         encoded = data.get("audio") or ""
         if not isinstance(encoded, str):
             raise RemoteProtocolError("the Palabra TTS server sent audio that is not a string")

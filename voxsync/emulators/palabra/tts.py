@@ -186,6 +186,8 @@ class TtsService:
         self._threads: List[threading.Thread] = []
         self.generations = 0
         """Generations synthesized so far (for tests)."""
+        self.received: List[Tuple[float, Dict[str, Any]]] = []
+        """Every JSON message received on any TTS socket, with its arrival time (for tests)."""
 
     def check(self, query: Mapping[str, List[str]]) -> Optional[Tuple[int, str]]:
         """``(status, reason)`` to refuse the upgrade with, or None to accept it."""
@@ -308,6 +310,8 @@ class _TtsSocket:
         if not isinstance(message, dict):
             self.send(_error("BAD_REQUEST", "a frame is not a JSON object"))
             return
+        with self.service._lock:
+            self.service.received.append((time.monotonic(), message))
         kind = message.get("type")
         if kind == "init":
             self._init(message)
