@@ -67,6 +67,38 @@ class SpeechToText(RealtimeSocket):
     created. The service's own client closes at once and loses that last
     segment.
 
+    Parameters
+    ----------
+    client : Palabra
+    language : str
+        Source language, or ``"auto"`` (the service's default) to detect it.
+    translate : str or list of str, optional
+        Target languages: one ``translation`` event per target after each final.
+    sample_rate : int
+        Rate of the audio :meth:`send` takes (default 16000, the service's
+        default; others are declared in the URL).
+    format : {"pcm_s16le", "pcm_f32le", "mulaw", "alaw"}
+        Encoding of the audio :meth:`send` takes.
+    enable_filler_filter : bool or None
+        Drop filler words; None keeps the service's default.
+    silence_tail : float
+        Seconds of silence :meth:`finish` streams (paced at real time) so
+        the service finalizes the last words, before it waits for their
+        final. 0 closes at once, as the service's own client does (the last
+        segment is then usually lost).
+    session, ws_url, token
+        The connection modes (see :class:`voxsync.palabra.Palabra`).
+    **options
+        Connection options (``queue_size``, ``overflow``, ``finish_timeout``
+        (default 15 s), ``name``, ...).
+
+    Notes
+    -----
+    After audio sent faster than real time (``send_file(...,
+    realtime=False)``), :meth:`finish` also gives the service the time a
+    real-time recognizer needs to catch up; raise ``finish_timeout`` for
+    long uploads.
+
     Events (handlers run on the dispatcher thread, one at a time, in order):
     ``transcript`` (:class:`~voxsync.palabra.Transcript`, partial and
     final), ``translation`` (:class:`~voxsync.palabra.Transcript` with
@@ -123,7 +155,7 @@ class SpeechToText(RealtimeSocket):
             sample_rate=None if format == "pcm_s16le" and sample_rate == 16000 else sample_rate,
             enable_filler_filter=enable_filler_filter,
         )
-        if not silence_tail >= 0:
+        if isinstance(silence_tail, bool) or not silence_tail >= 0:
             raise ConfigurationError(f"silence_tail must be >= 0 seconds, got {silence_tail!r}")
         options.setdefault("finish_timeout", 15.0)
         super().__init__(
@@ -139,6 +171,8 @@ class SpeechToText(RealtimeSocket):
         self._open_ids: Set[str] = set()  # segments with a partial and no final yet
         self._last_result = 0.0
         self._detected_language: Optional[str] = None
+        self._first_audio: Optional[float] = None  # writer thread only
+        self._audio_seconds = 0.0
         self._chunk_bytes = self.input_format.nbytes(_CHUNK_SECONDS) if self.input_format else 0
 
     # ----------------------------------------------------------------- info
@@ -184,6 +218,9 @@ class SpeechToText(RealtimeSocket):
         stream_file(self, path, realtime=realtime, chunk_ms=_CHUNK_SECONDS * 1000)
 
     def _write_chunk(self, chunk: bytes) -> None:
+        if self._first_audio is None:
+            self._first_audio = time.monotonic()
+        self._audio_seconds += self.input_format.duration(len(chunk))
         step = self._chunk_bytes or len(chunk)
         for start in range(0, len(chunk), step):
             self._write_frame(bytes(chunk[start : start + step]))
@@ -218,6 +255,9 @@ class SpeechToText(RealtimeSocket):
     # ----------------------------------------------------------------- finish
     def _end_of_stream(self) -> None:
         """Writer thread: silence tail, then wait (bounded by finish()) for the last final."""
+        if self.silence_tail == 0:  # the vendor client's way: close at once
+            self._stream_ended()
+            return
         fmt = self.input_format
         filler = {"mulaw": b"\xff", "alaw": b"\xd5"}.get(fmt.encoding, b"\0")
         silence = filler * fmt.nbytes(_CHUNK_SECONDS)
@@ -229,10 +269,14 @@ class SpeechToText(RealtimeSocket):
             ahead = started + sent - time.monotonic()
             if ahead > 0 and sent < self.silence_tail:
                 time.sleep(ahead)
+        # audio sent faster than real time is recognized later: allow the service
+        # (which works at real time) to catch up before calling the stream quiet
+        first = self._first_audio if self._first_audio is not None else time.monotonic()
+        ready_at = max(time.monotonic(), first + self._audio_seconds + sent) + _QUIET
         with self._results:
             while not self._closing:
-                quiet = time.monotonic() - self._last_result
-                if not self._open_ids and quiet >= _QUIET:
+                now = time.monotonic()
+                if not self._open_ids and now >= ready_at and now - self._last_result >= _QUIET:
                     break
                 self._results.wait(0.1)
         self._stream_ended()
