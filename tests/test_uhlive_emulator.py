@@ -25,7 +25,7 @@ from speech import wer
 
 from voxsync.audio.files import read_audio
 from voxsync.audio.format import AudioFormat
-from voxsync.emulators.uhlive import UhliveEmulator, server
+from voxsync.emulators.uhlive import UhliveEmulator
 from voxsync.emulators.uhlive.conversation import normalize, tag_numbers
 from voxsync.errors import RemoteProtocolError
 from voxsync.uhlive import (
@@ -388,14 +388,7 @@ def test_unknown_path_and_serializer(emu: UhliveEmulator) -> None:
     assert info.value.status_code == 400
 
 
-def test_bots_without_the_recognition_module_is_404(
-    emu: UhliveEmulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(server, "_bots_module", lambda: None)
-    header = [f"Authorization: bearer {emu.issue_token()}"]
-    with pytest.raises(websocket.WebSocketBadStatusException) as info:
-        websocket.create_connection(f"{emu.ws_url}/bots", header=header, timeout=5)
-    assert info.value.status_code == 404
+def test_bots_with_a_bad_token_is_403(emu: UhliveEmulator) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         websocket.create_connection(
             f"{emu.ws_url}/bots", header=["Authorization: bearer x"], timeout=5

@@ -155,6 +155,13 @@ _BUILTIN = (
         transcribes=False,
         description="Uh!ive Recognition API (voicebots, driven by commands)",
     ),
+    ProviderSpec(
+        "palabra",
+        "voxsync.palabra:create_connection",
+        cli="voxsync.palabra._cli",
+        emulator="palabra",
+        description="Palabra speech-to-speech translation (REST sessions + WebSocket)",
+    ),
 )
 
 _registry: Dict[str, ProviderSpec] = {spec.name: spec for spec in _BUILTIN}

@@ -21,6 +21,7 @@ from voxsync.audio.files import (
 from voxsync.audio.microphone import InputDevice, MicrophoneStream, list_devices
 from voxsync.audio.pacing import Pacer
 from voxsync.audio.sink import AudioSink
+from voxsync.audio.speaker import SpeakerStream
 from voxsync.format import ENCODINGS, AudioFormat
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "InputDevice",
     "MicrophoneStream",
     "Pacer",
+    "SpeakerStream",
     "UnsupportedAudioError",
     "convert",
     "from_float32",

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
+import sys
 import threading
 from types import FrameType
-from typing import Any, Dict, Optional, Protocol
+from typing import Any, Dict, List, Optional, Protocol
 
-__all__ = ["add_server_arguments", "engine_options_from_args", "serve_until_stopped"]
+__all__ = [
+    "add_server_arguments",
+    "engine_options_from_args",
+    "export_lines",
+    "serve_until_stopped",
+]
 
 
 class _Emulator(Protocol):
     @property
     def base_url(self) -> str: ...
+
+    def env(self) -> Dict[str, str]: ...
 
     def start(self) -> Any: ...
 
@@ -57,8 +66,17 @@ def engine_options_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     return options
 
 
+def export_lines(env: Dict[str, str]) -> List[str]:
+    """``export NAME=value`` shell lines for ``env`` (values quoted for POSIX shells)."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+
+
 def serve_until_stopped(emulator: _Emulator) -> int:
     """Start ``emulator``, print its base URL, serve until Ctrl+C or SIGTERM, stop.
+
+    The base URL is the one line on stdout (for scripts); the ``export``
+    lines that point a client at the emulator (:meth:`env`) go to stderr,
+    ready to paste into a shell.
 
     This is the command line's job, so it installs a SIGTERM handler while
     it runs (on the main thread only) and restores the previous one.
@@ -76,6 +94,13 @@ def serve_until_stopped(emulator: _Emulator) -> int:
         emulator.start()
         try:
             print(emulator.base_url, flush=True)  # noqa: T201 - the command's one line of output
+            lines = export_lines(emulator.env())
+            if lines:
+                sys.stderr.write(
+                    "# point clients at this emulator (paste into a shell):\n"
+                    + "".join(f"{line}\n" for line in lines)
+                )
+                sys.stderr.flush()
             while not done.wait(0.5):
                 pass
         except KeyboardInterrupt:

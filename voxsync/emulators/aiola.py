@@ -53,7 +53,6 @@ import dataclasses
 import hashlib
 import hmac
 import io
-import itertools
 import json
 import logging
 import os
@@ -63,7 +62,6 @@ import threading
 import time
 import uuid
 import wave
-from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 from urllib.parse import parse_qs
 
@@ -79,6 +77,7 @@ from voxsync.emulators._cli import (
     engine_options_from_args,
     serve_until_stopped,
 )
+from voxsync.emulators.base import EmulatorServer
 from voxsync.redact import RedactingFilter, redact
 
 __all__ = [
@@ -211,45 +210,6 @@ class _Tokens:
         return claims
 
 
-# --------------------------------------------------------------------- threads
-class _ThreadFactory:
-    """Creates the emulator's named daemon threads and remembers them for stop()."""
-
-    def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
-        self._count = itertools.count(1)
-        self._lock = threading.Lock()
-        self._threads: List[threading.Thread] = []
-
-    def new(
-        self, role: str, target: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> threading.Thread:
-        name = f"{self._prefix}-{role}-{next(self._count)}"
-        thread = threading.Thread(target=target, args=args, kwargs=kwargs, name=name, daemon=True)
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            self._threads.append(thread)
-        return thread
-
-    def start(
-        self, role: str, target: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> threading.Thread:
-        thread = self.new(role, target, *args, **kwargs)
-        thread.start()
-        return thread
-
-    def join_all(self, timeout: float) -> List[threading.Thread]:
-        deadline = time.monotonic() + timeout
-        current = threading.current_thread()
-        while True:
-            with self._lock:
-                threads = [t for t in self._threads if t is not current and t.is_alive()]
-            if not threads or time.monotonic() >= deadline:
-                return threads
-            threads[0].join(max(0.0, min(0.2, deadline - time.monotonic())))
-
-
-# ------------------------------------------------------------- socket.io server
 class _WebSocket(SimpleWebSocketWSGI):  # type: ignore[misc]
     """engineio's simple-websocket adapter with named threads and drop support."""
 
@@ -259,7 +219,7 @@ class _WebSocket(SimpleWebSocketWSGI):  # type: ignore[misc]
         emu = self.emulator
 
         def thread_class(target: Callable[[], None]) -> threading.Thread:
-            return emu._threads.new("ws", target)
+            return emu.threads.new("ws", target)
 
         self.ws = simple_websocket.Server(environ, thread_class=thread_class, **self.server_args)
         # self.app is the engine.io socket's bound websocket handler
@@ -290,10 +250,10 @@ def _engineio_class(emu: AiolaEmulator) -> Type[engineio.Server]:
         def start_background_task(
             self, target: Callable[..., Any], *args: Any, **kwargs: Any
         ) -> threading.Thread:
-            return emu._threads.start("eio", target, *args, **kwargs)
+            return emu.threads.start("eio", target, *args, **kwargs)
 
         def sleep(self, seconds: float = 0) -> None:
-            emu._stopping.wait(seconds)
+            emu.stopping.wait(seconds)
 
     return _EngineIOServer
 
@@ -322,15 +282,15 @@ class _HTTPServer(ThreadedWSGIServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         emu = self.emulator
-        emu._track_request_socket(request, True)
+        emu.track_socket(request)
 
         def run() -> None:
             try:
                 self.process_request_thread(request, client_address)
             finally:
-                emu._track_request_socket(request, False)
+                emu.track_socket(request, open=False)
 
-        emu._threads.start("http", run)
+        emu.threads.start("http", run)
 
     def log(self, type: str, message: str, *args: Any) -> None:
         log.debug("http %s: %s", type, redact(message % args if args else message))
@@ -351,7 +311,7 @@ class _Stream:
         self.keywords: Dict[str, str] = params["keywords"]
         self.tasks: Dict[str, Any] = params["tasks_config"]
         self.params = params
-        self.engine_session = emu._engine.new_session(SAMPLE_RATE)
+        self.engine_session = emu.engine.new_session(SAMPLE_RATE)
         self.engine_lock = threading.Lock()
         self.chunks = 0
         self.audio_bytes = 0
@@ -361,7 +321,7 @@ class _Stream:
         self.schema_values: Dict[str, List[Any]] = {}
         self.closed = False
         self.outbox: queue.Queue[Any] = queue.Queue()
-        self.thread = emu._threads.start("stream", self._run)
+        self.thread = emu.threads.start("stream", self._run)
 
     # Socket.IO handlers run on the connection's request thread (async_handlers=False)
     def audio(self, data: Any) -> None:
@@ -547,7 +507,7 @@ def _keywords_from(payload: Any) -> Dict[str, str]:
 
 
 # ------------------------------------------------------------------- emulator
-class AiolaEmulator:
+class AiolaEmulator(EmulatorServer):
     """A local aiOla service (auth, file transcription and streaming) on one port.
 
     Parameters
@@ -581,6 +541,9 @@ class AiolaEmulator:
     joins them.
     """
 
+    name = "aiola"
+    join_timeout = _JOIN_TIMEOUT
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -595,28 +558,20 @@ class AiolaEmulator:
         ping_timeout: float = 20.0,
         **engine_options: Any,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port, engine, **engine_options)
         self.faults = faults or AiolaFaults()
         self.api_keys = None if api_keys is None else set(api_keys)
         self.token_ttl = token_ttl
-        self._engine_spec = engine
-        self._engine_options = engine_options
-        self._engine: Any = None
         self._stamp = stamp_events
         self._ping = (ping_interval, ping_timeout)
         self._tokens = _Tokens()
-        self._threads = _ThreadFactory("voxsync-emulator-aiola")
-        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sessions: Dict[str, float] = {}  # session id -> expiry (time.time())
         self._streams: Dict[str, _Stream] = {}  # socket.io sid -> stream
         self._websockets: Dict[str, simple_websocket.Server] = {}
-        self._request_sockets: set[socket.socket] = set()
         self._drops_done = 0
         self._sio: Any = None
         self._http: Optional[_HTTPServer] = None
-        self._serve_thread: Optional[threading.Thread] = None
         #: Query parameters of the accepted streaming connections, in order
         #: (the last 1000; for tests).
         self.connections: List[Dict[str, Any]] = []
@@ -626,18 +581,15 @@ class AiolaEmulator:
         self.keyword_updates: List[Dict[str, str]] = []
 
     # ---------------------------------------------------------- lifecycle
-    @property
-    def base_url(self) -> str:
-        """``http://host:port`` of both the API and the auth paths."""
-        host = self.host if ":" not in self.host else f"[{self.host}]"
-        return f"http://{host}:{self.port}"
+    def env(self) -> Dict[str, str]:
+        """``AIOLA_BASE_URL`` (API and auth) and an ``AIOLA_API_KEY`` the emulator accepts."""
+        keys = sorted(self.api_keys) if self.api_keys is not None else ["emulator-key"]
+        env = {"AIOLA_BASE_URL": self.base_url}
+        if keys:
+            env["AIOLA_API_KEY"] = keys[0]
+        return env
 
-    def start(self) -> AiolaEmulator:
-        """Bind, start serving in a background thread, return ``self``."""
-        if self._http is not None:
-            return self
-        self._engine = self._make_engine()
-        self._stopping.clear()
+    def _prepare(self) -> None:
         self._sio = _SocketIOServer(
             self,
             async_mode="threading",
@@ -650,38 +602,20 @@ class AiolaEmulator:
             engineio_logger=_EIO_LOG,
         )
         self._register_handlers(self._sio)
+
+    def _serve(self, listener: socket.socket) -> None:
         app = socketio.WSGIApp(self._sio, self._rest_app, socketio_path=SOCKETIO_PATH)
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(128)
-            server_class = type("_AiolaHTTPServer", (_HTTPServer,), {"emulator": self})
-            self._http = server_class(
-                self.host, self.port, app, handler=_RequestHandler, fd=sock.fileno()
-            )
-        finally:
-            sock.close()
-        self.port = self._http.server_address[1]
-        self._serve_thread = self._threads.start("serve", self._http.serve_forever, 0.2)
-        log.info("aiOla emulator listening on %s", self.base_url)
-        return self
+        server_class = type("_AiolaHTTPServer", (_HTTPServer,), {"emulator": self})
+        # werkzeug serves a duplicate of the bound socket's descriptor
+        self._http = server_class(
+            self.host, self.port, app, handler=_RequestHandler, fd=listener.fileno()
+        )
+        self.threads.start("serve", self._http.serve_forever, 0.2)
 
-    def _make_engine(self) -> Any:
-        spec = self._engine_spec
-        if spec is None or isinstance(spec, str):
-            from voxsync.emulators.engine import make_engine
-
-            return make_engine(spec or "pocketsphinx", **self._engine_options)
-        return spec
-
-    def stop(self) -> None:
-        """Disconnect every client, stop serving and join every emulator thread."""
+    def _close_clients(self) -> None:
         http, self._http = self._http, None
         if http is None:
             return
-        self._stopping.set()
         sio = self._sio
         # say goodbye on the namespace first (a pending long-poll takes it at once)
         with self._lock:
@@ -712,36 +646,8 @@ class AiolaEmulator:
         for stream in streams:
             stream.close()
         http.shutdown()
-        with self._lock:
-            sockets = list(self._request_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
         _best_effort("shutting the Socket.IO server down", sio.shutdown)
-        left = self._threads.join_all(_JOIN_TIMEOUT)
-        if left:
-            log.warning(
-                "aiOla emulator: threads still running after stop: %s", [t.name for t in left]
-            )
-        engine, self._engine = self._engine, None
-        if engine is not None and engine is not self._engine_spec:  # made by start()
-            engine.close()
-        log.info("aiOla emulator on %s stopped", self.base_url)
-
-    def __enter__(self) -> AiolaEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self._http is not None else "stopped"
-        return f"<AiolaEmulator {self.base_url} {state}>"
+        http.server_close()
 
     # ----------------------------------------------------------- helpers
     @property
@@ -796,13 +702,6 @@ class AiolaEmulator:
             {"type": "access", "sessionId": session_id, "workflow_id": workflow_id}, ttl
         )
         return token, session_id
-
-    def _track_request_socket(self, sock: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._request_sockets.add(sock)
-            else:
-                self._request_sockets.discard(sock)
 
     def _register_ws(self, eio_sid: str, ws: simple_websocket.Server) -> None:
         with self._lock:
@@ -936,7 +835,7 @@ class AiolaEmulator:
             pcm, rate, channels = _decode_audio(data)
         except ValueError as exc:
             raise _Refused(400, "INVALID_AUDIO_FORMAT", str(exc)) from None
-        session = self._engine.new_session(rate)
+        session = self.engine.new_session(rate)
         try:
             segments = [
                 s for s in session.feed(pcm) + session.flush() if s.is_final and s.text.strip()

@@ -404,6 +404,23 @@ class TranslationSession(Connection):
             exc = wrapped
         super()._fail(exc)
 
+    def _raise_not_open(self, what: str) -> None:
+        try:
+            super()._raise_not_open(what)
+        except DisconnectedError as exc:
+            if isinstance(exc, SessionError):
+                raise
+            raise SessionDroppedError(str(exc)) from exc.__cause__
+
+    def finish(self, timeout: Optional[float] = None) -> None:
+        """Like :meth:`end` without ``eos_timeout`` (the runtime's name for it)."""
+        try:
+            super().finish(timeout)
+        except DisconnectedError as exc:
+            if isinstance(exc, SessionError):
+                raise
+            raise SessionDroppedError(str(exc)) from exc.__cause__
+
     def __iter__(self) -> Iterator[Any]:
         """Every event since the session connected, blocking, until it closes.
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection
 
-from voxsync.emulators.uhlive.server import UhliveState
+from voxsync.emulators.uhlive.state import UhliveState
 
 __all__ = ["BandwidthExtender", "ConversationHub", "normalize", "tag_numbers"]
 

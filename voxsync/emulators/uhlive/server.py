@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import hashlib
 import hmac
-import importlib
-import itertools
 import json
 import logging
 import os
@@ -38,7 +35,7 @@ import socket
 import threading
 import time
 from http import HTTPStatus
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, cast
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.http11 import Request, Response
@@ -51,6 +48,10 @@ from voxsync.emulators._cli import (
     engine_options_from_args,
     serve_until_stopped,
 )
+from voxsync.emulators.base import EmulatorServer
+from voxsync.emulators.uhlive.bots import serve_bot
+from voxsync.emulators.uhlive.conversation import ConversationHub
+from voxsync.emulators.uhlive.state import UhliveFaults, UhliveState
 from voxsync.redact import RedactingFilter
 
 # websockets logs request lines and headers at debug level: tokens in them are redacted
@@ -76,119 +77,15 @@ DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_AUDIO_GAP_TIMEOUT = 10.0
 #: Level of the folded 4-8 kHz band given to a wideband engine (see BandwidthExtender).
 DEFAULT_BANDWIDTH_EXTENSION = 0.6
+#: The OIDC realm of Uh!ive's own auth server.
+DEFAULT_REALM = "uhlive"
 #: Seconds a token may wait before it opens a socket.
 DEFAULT_TOKEN_TTL = 300.0
 
-_THREAD_PREFIX = "voxsync-emulator-uhlive"
 _MAX_HEADER = 64 * 1024
 _MAX_BODY = 64 * 1024
 _PEEK = 5  # len(b"POST ")
 _HANDSHAKE_TIMEOUT = 10.0
-
-
-@dataclasses.dataclass
-class UhliveFaults:
-    """Faults the emulator injects; tests may change them while it runs.
-
-    Counts are per socket and count every frame received from the client
-    (text and binary). ``None`` disables a fault.
-
-    Attributes
-    ----------
-    drop_after_frames : int or None
-        Cut the TCP connection (no close frame) after this many frames.
-    refuse_join : str or None
-        Refuse every ``phx_join`` with this reason (error reply).
-    phx_error_after_frames : int or None
-        After this many frames, crash the socket's channel: push
-        ``phx_error`` and drop the membership.
-    event_delay : float
-        Seconds to hold back every pushed event (replies are not delayed,
-        but keep their order with the events).
-    malformed_after_frames : int or None
-        After this many frames, send one text frame that is not a Phoenix
-        frame.
-    token_failures : int
-        Answer this many of the next token requests with HTTP 503 (counts down).
-    """
-
-    drop_after_frames: Optional[int] = None
-    refuse_join: Optional[str] = None
-    phx_error_after_frames: Optional[int] = None
-    event_delay: float = 0.0
-    malformed_after_frames: Optional[int] = None
-    token_failures: int = 0
-
-
-class UhliveState:
-    """What every socket handler of one emulator shares (configuration, faults, threads).
-
-    Handlers receive it as ``state``. Attributes may be changed while the
-    emulator runs; handlers read them when they need them.
-
-    Attributes
-    ----------
-    faults : UhliveFaults
-    idle_timeout : float
-        Seconds without any frame from the client (pings count) before the
-        server closes the socket.
-    audio_gap_timeout : float
-        Seconds without audio after which a streaming session ends.
-    stopping : threading.Event
-        Set when the emulator stops; long waits in handlers should watch it.
-    """
-
-    def __init__(
-        self,
-        faults: UhliveFaults,
-        idle_timeout: float,
-        audio_gap_timeout: float,
-    ) -> None:
-        self.faults = faults
-        self.idle_timeout = idle_timeout
-        self.audio_gap_timeout = audio_gap_timeout
-        self.stopping = threading.Event()
-        self.stamp_events = False
-        #: Default Recognition API parameters (``None``: the handler's own).
-        self.bot_params: Optional[Dict[str, Any]] = None
-        self._threads: Set[threading.Thread] = set()
-        self._lock = threading.Lock()
-        self._counter = itertools.count(1)
-
-    def start_thread(self, role: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
-        """Start a daemon thread ``voxsync-emulator-uhlive-<role>-<n>``, joined by ``stop()``."""
-        thread = threading.Thread(
-            target=target,
-            args=args,
-            name=f"{_THREAD_PREFIX}-{role}-{next(self._counter)}",
-            daemon=True,
-        )
-        self.adopt_thread(thread)
-        thread.start()
-        return thread
-
-    def adopt_thread(self, thread: threading.Thread, role: Optional[str] = None) -> None:
-        """Have ``stop()`` join ``thread`` (renamed ``voxsync-emulator-uhlive-<role>-<n>``)."""
-        if role is not None:
-            thread.name = f"{_THREAD_PREFIX}-{role}-{next(self._counter)}"
-        with self._lock:
-            self._threads = {t for t in self._threads if t.is_alive() or not t.ident}
-            self._threads.add(thread)
-
-    def threads(self) -> List[threading.Thread]:
-        """Threads started or adopted so far (alive or not)."""
-        with self._lock:
-            return list(self._threads)
-
-    @property
-    def event_delay(self) -> float:
-        """Seconds every pushed event is held back (``faults.event_delay``)."""
-        return self.faults.event_delay
-
-    @staticmethod
-    def now_ms() -> int:
-        """Current UNIX time in milliseconds."""
-        return int(time.time() * 1000)
 
 
 # ---------------------------------------------------------------- tokens
@@ -330,17 +227,8 @@ class _TrackedConnection(ServerConnection):
         super().process_event(event)
 
 
-def _bots_module() -> Any:
-    try:
-        return importlib.import_module("voxsync.emulators.uhlive.bots")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("voxsync.emulators.uhlive.bots",):
-            return None
-        raise
-
-
 # -------------------------------------------------------------- emulator
-class UhliveEmulator:
+class UhliveEmulator(EmulatorServer):
     """A local Uh!ive server (auth, Conversation API, Recognition API).
 
     Parameters
@@ -389,9 +277,12 @@ class UhliveEmulator:
     ::
 
         with UhliveEmulator(engine="scripted", transcripts=["hello world"]) as emu:
-            os.environ.update(emu.env())
-            ...   # client code that reads UHLIVE_AUTH_SERVER / UHLIVE_API_URL
+            os.environ.update(emu.env())   # the four UHLIVE_* settings, credentials too
+            conn = voxsync.connection("uhlive", model="en")
+            ...
     """
+
+    name = "uhlive"
 
     def __init__(
         self,
@@ -399,7 +290,7 @@ class UhliveEmulator:
         port: int = 0,
         engine: Any = None,
         *,
-        realm: str = "uhlive",
+        realm: str = DEFAULT_REALM,
         clients: Optional[Mapping[str, str]] = None,
         users: Optional[Mapping[str, str]] = None,
         token_ttl: float = DEFAULT_TOKEN_TTL,
@@ -410,30 +301,24 @@ class UhliveEmulator:
         stamp_events: bool = False,
         **engine_options: Any,
     ) -> None:
-        self.host = host
-        self._requested_port = port
+        if bandwidth_extension is not None and not 0.0 <= bandwidth_extension <= 1.0:
+            raise ValueError("bandwidth_extension must be None or between 0 and 1")
+        super().__init__(host, port, engine, **engine_options)
         self.realm = realm
         self.clients = dict(clients) if clients is not None else None
         self.users = dict(users) if users is not None else None
         self.token_ttl = token_ttl
-        self.state = UhliveState(faults or UhliveFaults(), idle_timeout, audio_gap_timeout)
+        self.state = UhliveState(
+            faults or UhliveFaults(), idle_timeout, audio_gap_timeout, registry=self.threads
+        )
+        self.state.stopping = self.stopping
         self.state.stamp_events = stamp_events
-        self._engine_spec = engine
-        self._engine_options = engine_options
-        if bandwidth_extension is not None and not 0.0 <= bandwidth_extension <= 1.0:
-            raise ValueError("bandwidth_extension must be None or between 0 and 1")
         self.bandwidth_extension = bandwidth_extension
-        self.engine: Any = None
-        self._owns_engine = False
-        self._listener: Optional[socket.socket] = None
         self._shim = _ServerShim()
         self._connections: Set[ServerConnection] = set()
-        self._raw_sockets: Set[socket.socket] = set()
         self._lock = threading.Lock()
         self._issuer: Optional[_TokenIssuer] = None
-        self._hub: Any = None
-        self._started = False
-        self.port = 0
+        self._hub: Optional[ConversationHub] = None
 
     # ----------------------------------------------------------- info
     @property
@@ -446,44 +331,26 @@ class UhliveEmulator:
         self.state.faults = value
 
     @property
-    def base_url(self) -> str:
-        """``http://host:port``: the auth server and, as ``ws://``, the API."""
-        return f"http://{self._url_host()}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """``ws://host:port``: the API base URL (``UHLIVE_API_URL``)."""
-        return f"ws://{self._url_host()}:{self.port}"
-
-    @property
     def token_url(self) -> str:
         """Full URL of the token endpoint."""
         return f"{self.base_url}/realms/{self.realm}/protocol/openid-connect/token"
 
-    def _url_host(self) -> str:
-        host = self.host
-        if host in ("", "0.0.0.0"):
-            return "127.0.0.1"
-        if host == "::":
-            return "[::1]"
-        return f"[{host}]" if ":" in host else host
-
     def env(self) -> Dict[str, str]:
         """Environment variables that point the vendor's settings at this emulator.
 
-        ``UHLIVE_AUTH_SERVER``, ``UHLIVE_AUTH_REALM`` and ``UHLIVE_API_URL``;
-        plus ``UHLIVE_API_CLIENT`` / ``UHLIVE_API_SECRET`` when exactly one
-        client is configured.
+        ``UHLIVE_AUTH_SERVER``, ``UHLIVE_API_URL``, ``UHLIVE_API_CLIENT`` and
+        ``UHLIVE_API_SECRET`` (the configured client when there is exactly
+        one, else a pair the emulator accepts), plus ``UHLIVE_AUTH_REALM``
+        when the realm is not the default one.
         """
-        env = {
-            "UHLIVE_AUTH_SERVER": self.base_url,
-            "UHLIVE_AUTH_REALM": self.realm,
-            "UHLIVE_API_URL": self.ws_url,
-        }
-        if self.clients is not None and len(self.clients) == 1:
+        env = {"UHLIVE_AUTH_SERVER": self.base_url, "UHLIVE_API_URL": self.ws_url}
+        if self.realm != DEFAULT_REALM:
+            env["UHLIVE_AUTH_REALM"] = self.realm
+        if self.clients is None:
+            env["UHLIVE_API_CLIENT"], env["UHLIVE_API_SECRET"] = "emulator", "emulator-secret"
+        elif len(self.clients) == 1:
             ((cid, secret),) = self.clients.items()
-            env["UHLIVE_API_CLIENT"] = cid
-            env["UHLIVE_API_SECRET"] = secret
+            env["UHLIVE_API_CLIENT"], env["UHLIVE_API_SECRET"] = cid, secret
         return env
 
     def issue_token(
@@ -497,137 +364,45 @@ class UhliveEmulator:
             raise RuntimeError("start the emulator first")
         return self._issuer.issue(client_id, subject or client_id, ttl)
 
-    @property
-    def engine_kind(self) -> str:
-        """``"pocketsphinx"``, ``"scripted"`` or the engine's own ``kind``."""
-        return str(getattr(self.engine, "kind", "") or "")
-
     def conversations(self) -> Dict[str, List[str]]:
         """Open conversations: topic -> members' speaker aliases (observers in brackets)."""
-        return cast(Dict[str, List[str]], self._hub.snapshot()) if self._hub else {}
+        return self._hub.snapshot() if self._hub else {}
 
     # ------------------------------------------------------ lifecycle
-    def _make_engine(self) -> Any:
-        spec = self._engine_spec
-        if spec is not None and not isinstance(spec, str):
-            return spec
-        from voxsync.emulators.engine import make_engine
-
-        return make_engine(spec or "pocketsphinx", **self._engine_options)
-
-    def start(self) -> UhliveEmulator:
-        """Bind, then serve in background threads. Returns ``self``."""
-        if self._started:
-            return self
-        from voxsync.emulators.uhlive.conversation import ConversationHub
-
-        self.engine = self._make_engine()
-        self._owns_engine = self.engine is not self._engine_spec
-        listener = socket.create_server((self.host, self._requested_port))
-        listener.settimeout(None)
-        self._listener = listener
-        self.port = listener.getsockname()[1]
-        self._issuer = _TokenIssuer(f"{self.base_url}/realms/{self.realm}", self.token_ttl)
+    def _prepare(self) -> None:
         alpha = self.bandwidth_extension
         if alpha is None:
             alpha = DEFAULT_BANDWIDTH_EXTENSION if self.engine_kind == "pocketsphinx" else 0.0
         self._hub = ConversationHub(self.engine, self.state, alpha)
-        self.state.stopping.clear()
         self._shim = _ServerShim()
-        self._started = True
-        self.state.start_thread("accept", self._accept_loop, listener)
-        log.info("uhlive emulator listening on %s", self.base_url)
-        return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Close every socket and join every thread (idempotent)."""
-        if not self._started:
-            return
-        self._started = False
-        self.state.stopping.set()
+    def _serve(self, listener: socket.socket) -> None:
+        self._issuer = _TokenIssuer(f"{self.base_url}/realms/{self.realm}", self.token_ttl)
+        super()._serve(listener)
+
+    def _close_clients(self) -> None:
         self._shim.socket_closed.set()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
         with self._lock:
             conns = list(self._connections)
-            raws = list(self._raw_sockets)
         for conn in conns:
             conn.close_socket()
-        for raw in raws:
-            try:
-                raw.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
-        current = threading.current_thread()
-        while True:
-            threads = [t for t in self.state.threads() if t is not current and t.is_alive()]
-            if not threads:
-                break
-            for thread in threads:
-                thread.join(max(0.01, deadline - time.monotonic()))
-            if time.monotonic() > deadline:
-                alive = [t.name for t in self.state.threads() if t.is_alive() and t is not current]
-                if alive:
-                    log.warning("uhlive emulator: threads still alive after stop: %s", alive)
-                break
-        if self._owns_engine and self.engine is not None and hasattr(self.engine, "close"):
-            self.engine.close()
-        log.info("uhlive emulator stopped")
-
-    def __enter__(self) -> UhliveEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        where = self.base_url if self._started else "stopped"
-        return f"<UhliveEmulator {where}>"
 
     # ---------------------------------------------------------- front
-    def _accept_loop(self, listener: socket.socket) -> None:
-        while not self.state.stopping.is_set():
-            try:
-                sock, _addr = listener.accept()
-            except OSError:
-                return
-            if self.state.stopping.is_set():
-                sock.close()
-                return
-            self.state.start_thread("conn", self._serve_socket, sock)
+    def _handle(self, sock: socket.socket) -> None:
+        self._serve_socket(sock)
 
     def _serve_socket(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._raw_sockets.add(sock)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(_HANDSHAKE_TIMEOUT)
-            head = self._peek(sock)
-            if head is None:
-                sock.close()
-                return
-            if head.startswith(b"POST "):
-                self._serve_http(sock)
-                return
-            sock.settimeout(None)
-            with self._lock:
-                self._raw_sockets.discard(sock)
-            self._serve_websocket(sock)
-        except OSError as exc:
-            log.debug("uhlive emulator: socket error: %s", exc)
-        finally:
-            with self._lock:
-                self._raw_sockets.discard(sock)
-            try:
-                sock.close()
-            except OSError:
-                pass
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(_HANDSHAKE_TIMEOUT)
+        head = self._peek(sock)
+        if head is None:
+            return
+        if head.startswith(b"POST "):
+            self._serve_http(sock)
+            return
+        sock.settimeout(None)
+        self.track_socket(sock, open=False)  # the WebSocket connection closes it from now on
+        self._serve_websocket(sock)
 
     def _peek(self, sock: socket.socket) -> Optional[bytes]:
         deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
@@ -637,7 +412,7 @@ class UhliveEmulator:
                 return None
             if len(data) >= _PEEK or b"POST "[: len(data)] != data:
                 return data
-            if time.monotonic() > deadline or self.state.stopping.is_set():
+            if time.monotonic() > deadline or self.stopping.is_set():
                 return None
             time.sleep(0.002)
 
@@ -755,8 +530,6 @@ class UhliveEmulator:
             claims = self._verify(token.strip()) if scheme.lower() == "bearer" else None
             if claims is None:
                 return self._forbidden(conn)
-            if _bots_module() is None:
-                return conn.respond(HTTPStatus.NOT_FOUND, "the Recognition API is not available\n")
             conn_any.voxsync_route = ("bots", token.strip(), claims)
             return None
         return conn.respond(HTTPStatus.NOT_FOUND, f"no such path: {url.path}\n")
@@ -777,7 +550,7 @@ class UhliveEmulator:
             close_timeout=2.0,
             max_queue=64,
         )
-        self.state.adopt_thread(conn.recv_events_thread, "wsrecv")
+        self.threads.adopt(conn.recv_events_thread, "wsrecv")
         with self._lock:
             self._connections.add(conn)
         try:
@@ -791,10 +564,9 @@ class UhliveEmulator:
                 return
             kind, token, claims = route
             if kind == "conversation":
-                self._hub.serve(conn, claims)
+                cast(ConversationHub, self._hub).serve(conn, claims)
             else:
-                module = _bots_module()
-                module.serve_bot(conn, engine=self.engine, state=self.state, token=token)
+                serve_bot(conn, engine=self.engine, state=self.state, token=token)
         except Exception:
             log.exception("uhlive emulator: socket handler failed")
         finally:
