@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Any, List
 
 import numpy as np
 import pytest
+from conftest import voxsync_threads
 from loopback import LoopbackConnection, LoopbackServer
 
 import voxsync
@@ -229,3 +232,61 @@ def test_a_request_times_out_with_a_typed_error():
             assert conn.state == "open"
         finally:
             conn.close()
+
+
+def _slow_stream(server: LoopbackServer, **options: Any) -> tuple:
+    conn = LoopbackConnection(server.port, **options)
+    seen: List[Any] = []
+    disconnects: List[Any] = []
+
+    def slow(ev: Any) -> None:
+        seen.append(ev)
+        time.sleep(0.2)
+
+    conn.on("transcript", slow)
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    for _ in range(20):
+        conn.send(CHUNK)
+    assert server.wait_received(20)
+    time.sleep(0.2)  # the replies arrived; the handler is far behind
+    return conn, seen, disconnects
+
+
+def test_close_discards_the_undispatched_backlog_and_leaves_no_thread(server):
+    conn, seen, disconnects = _slow_stream(server)
+    start = time.monotonic()
+    conn.close()
+    took = time.monotonic() - start
+    assert voxsync_threads() == []  # checked at once, not after a grace period
+    assert took < 0.2 + 0.5  # at most the handler running now
+    (last,) = disconnects
+    assert last.events_discarded == conn.metrics.events_discarded > 0
+    assert len(seen) + last.events_discarded == 20
+    assert f"{last.events_discarded} events not dispatched" in str(last)
+
+
+def test_a_timed_out_finish_is_as_immediate_as_close():
+    with LoopbackServer(reply_eos=False) as srv:
+        conn, _seen, disconnects = _slow_stream(srv)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            conn.finish(timeout=0.3)
+        assert time.monotonic() - start < 0.3 + 0.5
+        assert voxsync_threads() == []
+        assert disconnects and disconnects[0].events_discarded > 0
+
+
+def test_ctrl_c_inside_an_events_loop_closes_the_connection(server):
+    conn = LoopbackConnection(server.port).connect(timeout=5)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    seen: List[Any] = []
+    with pytest.raises(KeyboardInterrupt):
+        for ev in conn.events():
+            seen.append(ev)
+    timer.join()
+    assert time.monotonic() - start < 0.3 + 1.0
+    assert conn.state == "closed"
+    assert voxsync_threads() == []

@@ -12,7 +12,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 from websockets.sync.server import serve
 
-from voxsync.errors import AuthenticationError, ConnectionError, TimeoutError
+from voxsync.errors import AuthenticationError, ConnectionError, DisconnectedError, TimeoutError
 from voxsync.transport import WebSocketTransport
 
 TOKEN = "tok-1234567890"
@@ -22,6 +22,9 @@ def handler(ws) -> None:
     for message in ws:
         if message == "close":
             ws.close()
+            return
+        if message == "close1008":
+            ws.close(1008, "slow down, token tok-1234567890")
             return
         if message == "drop":  # no close frame: the TCP connection just goes away
             ws.socket.shutdown(socket.SHUT_RDWR)
@@ -68,6 +71,32 @@ def test_server_close_reads_as_none(url):
     t.connect(timeout=5)
     t.send_text("close")
     assert t.recv(timeout=5) is None
+    t.close()
+
+
+def test_the_peer_close_code_and_reason_are_kept(url):
+    t = WebSocketTransport(url, secrets=[TOKEN])
+    t.connect(timeout=5)
+    assert t.close_code is None and not t.closed_by_peer
+    t.send_text("close1008")
+    assert t.recv(timeout=5) is None
+    assert t.closed_by_peer and t.close_code == 1008
+    assert TOKEN not in t.close_reason and t.close_reason.startswith("slow down")
+    err = t.disconnected_error("before the end of the stream")
+    assert isinstance(err, DisconnectedError)
+    assert (err.code, err.reason) == (1008, t.close_reason)
+    assert "close code 1008" in str(err) and TOKEN not in str(err)
+    t.close()
+
+
+def test_a_close_without_a_close_frame_has_no_code(url):
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    t.send_text("drop")
+    with pytest.raises(ConnectionError):
+        t.recv(timeout=5)
+    err = t.disconnected_error("during the stream")
+    assert err.code is None and err.reason == ""
     t.close()
 
 

@@ -278,25 +278,6 @@ def test_context_manager_closes_the_session(scripted_emu: UhliveEmulator) -> Non
     assert bot.wait(timeout=1) is True
 
 
-def test_close_stops_a_running_recognition(scripted_emu: UhliveEmulator) -> None:
-    bot = connect(scripted_emu)
-    results: List[Any] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            bot.recognize("builtin:speech/boolean", timeout=10, mode="hotword")
-        )
-    )
-    worker.start()
-    deadline = time.monotonic() + 5
-    while bot.recognizer_state is not RecognizerState.RECOGNITION:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    bot.close()
-    worker.join(10)
-    assert results == [None]
-    assert bot.recognizer_state is RecognizerState.NO_SESSION
-
-
 def test_credentials_from_the_environment(
     scripted_emu: UhliveEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -241,6 +241,10 @@ class Disconnected(Event):
         One of the :class:`DisconnectReason` constants.
     error : VoxsyncError or None
         The failure that ended the stream, if it did not end normally.
+    events_discarded : int
+        Events that had arrived but were not dispatched because ``close()``
+        was called (``close()`` is immediate: it does not run the handlers
+        of a backlog). ``str(event)`` names the count when it is not 0.
     """
 
     name: ClassVar[str] = "disconnect"
@@ -248,12 +252,16 @@ class Disconnected(Event):
     reason: str = DisconnectReason.CLIENT
     error: Optional[BaseException] = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    events_discarded: int = 0
 
     def __str__(self) -> str:
+        if self.events_discarded:
+            return f"{self.reason} ({self.events_discarded} events not dispatched)"
         return self.reason
 
     def __repr__(self) -> str:
-        return f"<Disconnected {self.reason!r}>"
+        extra = f" events_discarded={self.events_discarded}" if self.events_discarded else ""
+        return f"<Disconnected {self.reason!r}{extra}>"
 
 
 @dataclass(frozen=True, repr=False)

@@ -32,6 +32,9 @@ class Metrics:
         also reported as a ``warning`` event).
     chunks_discarded : int
         Audio still queued when ``close()`` was called (``finish()`` sends it instead).
+    events_discarded : int
+        Events received but not yet dispatched when ``close()`` was called
+        (``close()`` does not wait for your handlers to catch up).
     queue_high_water : int
         Largest send-queue depth seen, in chunks.
     events : collections.Counter
@@ -55,6 +58,7 @@ class Metrics:
         self.chunks_dropped = 0
         self.bytes_dropped = 0
         self.chunks_discarded = 0
+        self.events_discarded = 0
         self.queue_high_water = 0
         self.events: Counter[str] = Counter()
         self.handler_seconds = 0.0
@@ -84,6 +88,10 @@ class Metrics:
     def _discarded(self, chunks: int) -> None:
         with self._lock:
             self.chunks_discarded += chunks
+
+    def _events_discarded(self, count: int) -> None:
+        with self._lock:
+            self.events_discarded += count
 
     def _dispatched(self, name: str, latency: float, handler_seconds: float) -> None:
         with self._lock:
@@ -135,6 +143,7 @@ class Metrics:
                 "chunks_dropped": self.chunks_dropped,
                 "bytes_dropped": self.bytes_dropped,
                 "chunks_discarded": self.chunks_discarded,
+                "events_discarded": self.events_discarded,
                 "queue_depth": self._queue_depth(),
                 "queue_high_water": self.queue_high_water,
                 "events": dict(self.events),

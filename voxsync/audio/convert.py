@@ -20,7 +20,7 @@ Examples
 --------
 Streaming, chunk by chunk::
 
-    conv = Converter(AudioFormat(48000, 2, "pcm_s16le"), conn.audio_format)
+    conv = Converter(AudioFormat(48000, 2, "pcm_s16le"), conn.input_format)
     for block in blocks:
         conn.send(conv.process(block))
     conn.send(conv.flush())

@@ -32,15 +32,14 @@ Events (handlers run on the dispatcher thread, see
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 import time
-from typing import Any, Callable, ClassVar, FrozenSet, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, ClassVar, FrozenSet, Optional, Sequence, Tuple, Type, Union
 
-from voxsync.connection import Connection, State
+from voxsync.connection import State
 from voxsync.errors import (
     ConfigurationError,
-    ConnectionError,
     DisconnectedError,
     LocalProtocolError,
     RemoteProtocolError,
@@ -48,6 +47,7 @@ from voxsync.errors import (
     VoxsyncError,
 )
 from voxsync.events import Message, Transcript
+from voxsync.request import Request
 from voxsync.transport.websocket import WebSocketTransport
 from voxsync.uhlive.auth import build_bot_url, get_token
 from voxsync.uhlive.connection import AUDIO_FORMATS  # shared with conversations
@@ -68,6 +68,7 @@ from voxsync.uhlive.recognition import (
     Stopped,
     error_from_event,
 )
+from voxsync.wsconnection import Frame, WebSocketConnection
 
 __all__ = ["BotConnection", "create_bot"]
 
@@ -76,7 +77,6 @@ log = logging.getLogger(__name__)
 #: The silence byte of each codec (16-bit zero, G.711 A-law and mu-law zero).
 _SILENCE_BYTE = {"linear": b"\x00", "g711a": b"\xd5", "g711u": b"\xff"}
 
-_CLOSE_WAIT = 3.0  # seconds close() waits for CLOSED
 _STOP_WAIT = 3.0  # seconds recognize() waits for STOPPED after its own timeout
 
 
@@ -84,36 +84,7 @@ class _NothingToDo(Exception):
     """Internal: a command turned out to be unnecessary in the current state."""
 
 
-class _Waiter:
-    """Waits for the event that ends one command (resolved on the reader thread)."""
-
-    def __init__(
-        self, request_id: Optional[int], done: Tuple[Type[RecognitionEvent], ...], any_id: bool
-    ) -> None:
-        self.request_id = request_id
-        self.done = done
-        self.any_id = any_id
-        self.flag = threading.Event()
-        self.result: Optional[RecognitionEvent] = None
-        self.error: Optional[VoxsyncError] = None
-
-    def offer(self, event: RecognitionEvent) -> None:
-        if self.flag.is_set():
-            return
-        if isinstance(event, ERROR_EVENTS) and event.request_id == self.request_id:
-            self.error = error_from_event(event)
-            self.flag.set()
-        elif isinstance(event, self.done) and (self.any_id or event.request_id == self.request_id):
-            self.result = event
-            self.flag.set()
-
-    def abort(self, error: VoxsyncError) -> None:
-        if not self.flag.is_set():
-            self.error = error
-            self.flag.set()
-
-
-class BotConnection(Connection):
+class BotConnection(WebSocketConnection):
     """A voicebot session on the Uh!ive Recognition API.
 
     Parameters
@@ -155,10 +126,10 @@ class BotConnection(Connection):
     """
 
     provider: ClassVar[str] = "uhlive-bot"
-    event_names: ClassVar[FrozenSet[str]] = Connection.event_names | frozenset(
+    service: ClassVar[str] = "the Uh!ive Recognition API"
+    event_names: ClassVar[FrozenSet[str]] = WebSocketConnection.event_names | frozenset(
         {"transcript", "start_of_input", "recognition_complete"}
     )
-    _uses_reader_thread: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -197,18 +168,20 @@ class BotConnection(Connection):
         fmt = AUDIO_FORMATS[audio_codec]
         super().__init__(fmt, keepalive_interval=silence_chunk_ms / 1000.0, **options)
         self._token = token
-        self._credentials = (client_id, client_secret, user_id, user_pwd)
-        self._auth_server = auth_server
-        self._realm = realm
+        self._fetch_token = functools.partial(
+            get_token,
+            client_id,
+            client_secret,
+            user_id,
+            user_pwd,
+            auth_server=auth_server,
+            realm=realm,
+        )
         self._api_url = api_url
         self._open_args = (custom_id, channel_id, audio_codec, session_id)
         self._command_timeout = command_timeout
         self._silence = _SILENCE_BYTE[audio_codec] * fmt.nbytes(silence_chunk_ms / 1000.0)
         self._rec = Recognizer()
-        self._rec_lock = threading.RLock()
-        self._waiters: List[_Waiter] = []
-        self._transport: Optional[WebSocketTransport] = None
-        self._transport_lock = threading.Lock()
         self._covered_until = 0.0  # monotonic time up to which audio was sent
         self._finishing = False
         self._close_sent = False
@@ -231,70 +204,42 @@ class BotConnection(Connection):
         )
 
     # ------------------------------------------------------------ transport hooks
-    def _open(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self._rec_lock:  # a failed earlier attempt may have left OPEN pending
-            self._rec = Recognizer()
-        token = self._token
-        if token is None:
-            client_id, client_secret, user_id, user_pwd = self._credentials
-            token = get_token(
-                client_id,
-                client_secret,
-                user_id,
-                user_pwd,
-                timeout=timeout,
-                auth_server=self._auth_server,
-                realm=self._realm,
-            )
-        transport = WebSocketTransport(
+    def _reset_codec(self) -> None:
+        self._rec = Recognizer()  # a failed earlier attempt may have left OPEN pending
+
+    def _create_transport(self, timeout: float) -> WebSocketTransport:
+        token = self._token or self._fetch_token(timeout=timeout)
+        return WebSocketTransport(
             build_bot_url(self._api_url),
             headers={"Authorization": f"bearer {token}"},
             secrets=[token],
-            service="the Uh!ive Recognition API",
+            service=self.service,
         )
-        with self._transport_lock:
-            self._transport = transport
-        transport.connect(max(0.1, deadline - time.monotonic()))
+
+    def _handshake_frames(self) -> Sequence[Frame]:
         custom_id, channel_id, audio_codec, session_id = self._open_args
-        with self._rec_lock:
-            frame = self._rec.open(
+        return [
+            self._rec.open(
                 custom_id=custom_id,
                 channel_id=channel_id,
                 audio_codec=audio_codec,
                 session_id=session_id,
             )
-        self._send_text(frame)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no OPENED from {transport.service} within {timeout} s")
-            data = transport.recv(timeout=remaining)
-            if data is None:
-                raise ConnectionError(f"{transport.service} closed the connection before OPENED")
-            event = self._handle_frame(data)
-            if isinstance(event, Opened):
-                self._connect_info = dict(event.raw)
-                break
-            if event is not None and isinstance(event, ERROR_EVENTS):
-                raise error_from_event(event) or RemoteProtocolError(event.type)
-        self._covered_until = time.monotonic()
-        log.debug("%s: session %s open", self.name, self._rec.channel_id)
+        ]
 
-    def _read_loop(self) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        while True:
-            try:
-                data = transport.recv()
-            except ConnectionError as exc:
-                if isinstance(exc, DisconnectedError):
-                    raise
-                raise DisconnectedError(f"the connection broke: {exc}") from exc
-            if data is None:
-                return
-            self._handle_frame(data)
+    def _handshake_reply(self, frame: Frame) -> bool:
+        event = self._handle_frame(frame)
+        if isinstance(event, Opened):
+            self._connect_info = dict(event.raw)
+            self._covered_until = time.monotonic()
+            log.debug("%s: session %s open", self.name, self._rec.channel_id)
+            return True
+        if event is not None and isinstance(event, ERROR_EVENTS):
+            raise error_from_event(event) or RemoteProtocolError(event.type)
+        return False
+
+    def _receive(self, frame: Frame) -> None:
+        self._handle_frame(frame)
 
     def _write_chunk(self, chunk: bytes) -> None:
         self._send_audio(chunk)
@@ -303,14 +248,15 @@ class BotConnection(Connection):
         now = time.monotonic()
         if now + 0.01 < self._covered_until:
             return  # audio sent earlier still covers this moment
-        with self._rec_lock:
+        with self._codec_lock:
             in_session = self._rec.state is not RecognizerState.NO_SESSION
         if in_session:
             self._send_audio(self._silence)
 
     def _end_of_stream(self) -> None:
+        # finish(): the graceful end of the session (CLOSE, then wait for CLOSED)
         frame = None
-        with self._rec_lock:
+        with self._codec_lock:
             self._finishing = True
             state = self._rec.state
             if state is RecognizerState.IDLE_SESSION and not self._rec.closing:
@@ -319,29 +265,11 @@ class BotConnection(Connection):
                 self._stream_ended()
             # in a recognition: CLOSE goes out when its result arrived (_handle_frame)
         if frame is not None:
-            self._send_text(frame)
-
-    def _close_transport(self) -> None:
-        with self._transport_lock:
-            transport = self._transport
-        fatal = self._fatal
-        reason = f"the connection failed: {fatal}" if fatal else "the connection was closed"
-        self._abort_waiters(DisconnectedError(reason))
-        if transport is not None:
-            transport.close()
+            self._write_frame(frame)
 
     # ------------------------------------------------------------ internals
-    def _send_text(self, text: str) -> None:
-        transport = self._transport
-        if transport is None or transport.closed:
-            raise DisconnectedError("the connection is closed")
-        try:
-            transport.send_text(text)
-        except ConnectionError as exc:
-            raise DisconnectedError(f"sending a command failed: {exc}") from exc
-
     def _send_audio(self, chunk: bytes) -> None:
-        with self._rec_lock:
+        with self._codec_lock:
             if self._rec.state is RecognizerState.NO_SESSION and (
                 self._close_sent or self._finishing
             ):
@@ -349,24 +277,15 @@ class BotConnection(Connection):
                 log.debug("%s: %d bytes after the session closed, not sent", self.name, len(chunk))
                 return
             frame = self._rec.send_audio_chunk(chunk)
-        transport = self._transport
-        if transport is None:
-            raise DisconnectedError("the connection is closed")
-        transport.send_binary(frame)
+        self._write_frame(frame)
         now = time.monotonic()
         self._covered_until = max(self._covered_until, now) + self.audio_format.duration(len(frame))
 
     def _build_close(self) -> str:
-        # caller holds _rec_lock; the frame is sent after releasing it
+        # caller holds _codec_lock; the frame is sent after releasing it
         frame = self._rec.close()
         self._close_sent = True
         return frame
-
-    def _abort_waiters(self, error: VoxsyncError) -> None:
-        with self._rec_lock:
-            waiters = list(self._waiters)
-        for waiter in waiters:
-            waiter.abort(error)
 
     def _handle_frame(self, data: Union[str, bytes]) -> Optional[RecognitionEvent]:
         if isinstance(data, bytes):
@@ -377,7 +296,7 @@ class BotConnection(Connection):
                 )
             )
             return None
-        with self._rec_lock:
+        with self._codec_lock:
             try:
                 event = self._rec.receive(data)
             except RemoteProtocolError as exc:
@@ -388,8 +307,7 @@ class BotConnection(Connection):
             log.warning("%s: %s", self.name, malformed)
             self._deliver(malformed)
             return None
-        with self._rec_lock:
-            waiters = list(self._waiters)
+        with self._codec_lock:
             close_frame = None
             if (
                 self._finishing
@@ -400,15 +318,15 @@ class BotConnection(Connection):
                 close_frame = self._build_close()
         if close_frame is not None:  # finish(): the last result is in, end the session
             try:
-                self._send_text(close_frame)
-            except DisconnectedError:
+                self._send_control(close_frame)
+            except VoxsyncError:
                 log.debug("%s: CLOSE after the last result could not be sent", self.name)
-        for waiter in waiters:
-            waiter.offer(event)
+        self._offer_reply(event)
         self._emit(event)
         if isinstance(event, Closed):
             if self._finishing or self._close_sent:
-                # our CLOSE was answered: the server may now drop the socket
+                # our CLOSE was answered (the end-of-stream marker): the server may now
+                # drop the socket
                 self._stream_ended()
             else:
                 self._fail(DisconnectedError("the service closed the recognition session"))
@@ -439,9 +357,11 @@ class BotConnection(Connection):
         build: Callable[[Recognizer], str],
         done: Tuple[Type[RecognitionEvent], ...],
         timeout: Optional[float],
+        what: str,
         *,
         any_id: bool = False,
-    ) -> Tuple[_Waiter, float]:
+    ) -> RecognitionEvent:
+        """Send one command in order with the audio; wait (bounded) for the event that ends it."""
         if self.state is not State.OPEN:
             if self.state is State.FINISHING:
                 raise LocalProtocolError("the bot is finishing; no more commands can be sent")
@@ -451,33 +371,22 @@ class BotConnection(Connection):
                 f"the bot connection is {self.state.value}; call connect() first"
             )
         timeout = self._command_timeout if timeout is None else timeout
-        with self._rec_lock:
+        with self._codec_lock:
             frame = build(self._rec)
-            waiter = _Waiter(self._rec.last_request_id, done, any_id)
-            self._waiters.append(waiter)
-        # sent outside the lock, so the reader never waits for a blocked socket send
-        try:
-            self._send_text(frame)
-        except BaseException:
-            with self._rec_lock:
-                self._waiters.remove(waiter)
-            raise
-        return waiter, time.monotonic() + timeout
+            request_id = self._rec.last_request_id
 
-    def _wait(self, waiter: _Waiter, deadline: float, what: str) -> RecognitionEvent:
-        try:
-            while not waiter.flag.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"no answer to {what} from the service in time")
-        finally:
-            with self._rec_lock:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        if waiter.error is not None:
-            raise waiter.error
-        if waiter.result is None:  # pragma: no cover - flag is set with a result or an error
-            raise RemoteProtocolError(f"no answer to {what}")
-        return waiter.result
+        def error(event: Any) -> Optional[VoxsyncError]:
+            if isinstance(event, ERROR_EVENTS) and event.request_id == request_id:
+                return error_from_event(event) or RemoteProtocolError(event.type)
+            return None
+
+        def match(event: Any) -> bool:
+            return isinstance(event, done) and (any_id or event.request_id == request_id)
+
+        reply: RecognitionEvent = self._request(
+            frame, Request(match, error=error, what=what), timeout
+        )
+        return reply
 
     # ------------------------------------------------------------ public commands
     def set_params(self, timeout: Optional[float] = None, **params: Any) -> None:
@@ -499,8 +408,7 @@ class BotConnection(Connection):
             A recognition is running.
         TimeoutError, DisconnectedError
         """
-        waiter, deadline = self._command(lambda r: r.set_params(**params), (ParamsSet,), timeout)
-        self._wait(waiter, deadline, "SET-PARAMS")
+        self._command(lambda r: r.set_params(**params), (ParamsSet,), timeout, "SET-PARAMS")
 
     def get_params(self, timeout: Optional[float] = None) -> dict[str, Any]:
         """Return the session's parameters (``GET-PARAMS``).
@@ -509,8 +417,7 @@ class BotConnection(Connection):
         ------
         RecognitionError, LocalProtocolError, TimeoutError, DisconnectedError
         """
-        waiter, deadline = self._command(lambda r: r.get_params(), (DefaultParams,), timeout)
-        event = self._wait(waiter, deadline, "GET-PARAMS")
+        event = self._command(lambda r: r.get_params(), (DefaultParams,), timeout, "GET-PARAMS")
         return dict(event.headers)
 
     def define_grammar(self, alias: str, uri: str, timeout: Optional[float] = None) -> None:
@@ -528,10 +435,9 @@ class BotConnection(Connection):
             Unknown grammar (``code`` ``"GramDefinitionFailure"``).
         LocalProtocolError, TimeoutError, DisconnectedError
         """
-        waiter, deadline = self._command(
-            lambda r: r.define_grammar(alias, uri), (GrammarDefined,), timeout
+        self._command(
+            lambda r: r.define_grammar(alias, uri), (GrammarDefined,), timeout, "DEFINE-GRAMMAR"
         )
-        self._wait(waiter, deadline, "DEFINE-GRAMMAR")
 
     def recognize(
         self,
@@ -577,20 +483,20 @@ class BotConnection(Connection):
             A recognition is already running.
         TimeoutError, DisconnectedError
         """
-        waiter, deadline = self._command(
-            lambda r: r.recognize(
-                grammar,
-                *more_grammars,
-                start_input_timers=start_input_timers,
-                recognition_mode=mode,
-                **params,
-            ),
-            (RecognitionComplete, Stopped),
-            timeout,
-            any_id=True,
-        )
         try:
-            event = self._wait(waiter, deadline, "RECOGNIZE")
+            event = self._command(
+                lambda r: r.recognize(
+                    grammar,
+                    *more_grammars,
+                    start_input_timers=start_input_timers,
+                    recognition_mode=mode,
+                    **params,
+                ),
+                (RecognitionComplete, Stopped),
+                timeout,
+                "RECOGNIZE",
+                any_id=True,
+            )
         except TimeoutError:
             if self._rec.state is RecognizerState.RECOGNITION:
                 try:
@@ -611,10 +517,9 @@ class BotConnection(Connection):
             No recognition is running.
         RecognitionError, TimeoutError, DisconnectedError
         """
-        waiter, deadline = self._command(
-            lambda r: r.start_input_timers(), (InputTimersStarted,), timeout
+        self._command(
+            lambda r: r.start_input_timers(), (InputTimersStarted,), timeout, "START-INPUT-TIMERS"
         )
-        self._wait(waiter, deadline, "START-INPUT-TIMERS")
 
     def stop(self, timeout: Optional[float] = None) -> Optional[RecognitionEvent]:
         """Stop the running recognition (``STOP``); do nothing if none runs.
@@ -636,47 +541,15 @@ class BotConnection(Connection):
             return rec.stop()
 
         try:
-            waiter, deadline = self._command(
-                build, (Stopped, RecognitionComplete), timeout, any_id=True
+            return self._command(
+                build, (Stopped, RecognitionComplete), timeout, "STOP", any_id=True
             )
         except _NothingToDo:
             return None
-        try:
-            return self._wait(waiter, deadline, "STOP")
         except VoxsyncError as exc:
             if isinstance(exc, MethodNotAllowedError):
                 return None  # the recognition ended before the STOP arrived
             raise
-
-    def close(self) -> None:
-        """End the session (``CLOSE``, waiting up to 3 s for ``CLOSED``), then close.
-
-        A running recognition is stopped first. Idempotent, never raises,
-        safe from any thread including a handler. See
-        :meth:`voxsync.connection.Connection.close`.
-        """
-        if self.state is State.OPEN and not self._close_sent and self._fatal is None:
-            try:
-                self._close_session(_CLOSE_WAIT)
-            except VoxsyncError as exc:
-                log.debug("%s: closing the session cleanly failed: %s", self.name, exc)
-        super().close()
-
-    def _close_session(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        if self._rec.state is RecognizerState.RECOGNITION:
-            self.stop(timeout=timeout)
-
-        def build(rec: Recognizer) -> str:
-            if rec.state is not RecognizerState.IDLE_SESSION or self._close_sent:
-                raise _NothingToDo
-            return self._build_close()
-
-        try:
-            waiter, _ = self._command(build, (Closed,), timeout, any_id=True)
-        except _NothingToDo:
-            return
-        self._wait(waiter, deadline, "CLOSE")
 
 
 def create_bot(**options: Any) -> BotConnection:

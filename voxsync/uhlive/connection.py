@@ -1,30 +1,27 @@
 """Threaded connection to the Uh!ive Conversation API (H2H).
 
 :class:`ConversationConnection` puts the sans-I/O
-:class:`~voxsync.uhlive.conversation.Conversation` codec on a websocket-client
-socket and the provider-neutral :class:`~voxsync.connection.Connection`
-runtime: a reader thread decodes frames, the writer thread sends audio, the
-leave and keepalives, and the dispatcher thread runs your handlers in order.
+:class:`~voxsync.uhlive.conversation.Conversation` codec on the shared
+WebSocket runtime (:class:`~voxsync.wsconnection.WebSocketConnection`): a
+reader thread decodes frames, the writer thread sends audio, the leave and
+keepalives, and the dispatcher thread runs your handlers in order.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import threading
-import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, FrozenSet, Optional
+from typing import Any, ClassVar, Dict, FrozenSet, Optional, Sequence
 
-from voxsync.connection import Connection
 from voxsync.errors import (
     ConfigurationError,
     ConnectionError,
     DisconnectedError,
     LocalProtocolError,
     RemoteProtocolError,
-    TimeoutError,
 )
 from voxsync.events import Message, Transcript, Word
 from voxsync.format import AudioData, AudioFormat
@@ -45,6 +42,7 @@ from voxsync.uhlive.conversation import (
     UhliveError,
     Unknown,
 )
+from voxsync.wsconnection import Frame, WebSocketConnection
 
 __all__ = ["AUDIO_FORMATS", "ConversationConnection", "NormalizedTranscript", "create_connection"]
 
@@ -100,7 +98,7 @@ def _transcript(ev: SpeechDecoded, origin: int) -> Transcript:
     )
 
 
-class ConversationConnection(Connection):
+class ConversationConnection(WebSocketConnection):
     """A speaker (or a readonly observer) in an Uh!ive conversation.
 
     Parameters
@@ -185,7 +183,8 @@ class ConversationConnection(Connection):
     """
 
     provider: ClassVar[str] = "uhlive"
-    event_names: ClassVar[FrozenSet[str]] = Connection.event_names | {
+    service: ClassVar[str] = "Uh!ive"
+    event_names: ClassVar[FrozenSet[str]] = WebSocketConnection.event_names | {
         "transcript",
         "normalized",
         "entity",
@@ -194,7 +193,6 @@ class ConversationConnection(Connection):
         "speaker_joined",
         "speaker_left",
     }
-    _uses_reader_thread: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -237,10 +235,16 @@ class ConversationConnection(Connection):
             AUDIO_FORMATS[audio_codec], keepalive_interval=keepalive_interval, **options
         )
         self._client_id = client_id or os.environ.get("UHLIVE_API_CLIENT") or None
-        self._client_secret = client_secret
-        self._user_id = user_id
-        self._user_pwd = user_pwd
         self._token = token
+        self._fetch_token = functools.partial(
+            get_token,
+            self._client_id,
+            client_secret,
+            user_id,
+            user_pwd,
+            auth_server=auth_server,
+            realm=realm,
+        )
         if token is None and self._client_id is None:
             raise ConfigurationError(
                 "no Uh!ive credentials: pass client_id/client_secret (or set UHLIVE_API_CLIENT "
@@ -251,10 +255,7 @@ class ConversationConnection(Connection):
             raise ConfigurationError("identifier is required when only a token is given")
         self.conversation_id = conversation_id or f"voxsync-{uuid.uuid4().hex[:12]}"
         self._codec = Conversation(ident, self.conversation_id, speaker)
-        self._codec_lock = threading.Lock()
         self._api_url = api_url
-        self._auth_server = auth_server
-        self._realm = realm
         self._join_args: Dict[str, Any] = {
             "model": model,
             "country": country,
@@ -266,8 +267,6 @@ class ConversationConnection(Connection):
         }
         self._origin = origin
         self._keepalive_mode = keepalive
-        self._ws: Optional[WebSocketTransport] = None
-        self._transport_lock = threading.Lock()
         self._leaving = False
 
     # ------------------------------------------------------------ info
@@ -311,86 +310,56 @@ class ConversationConnection(Connection):
         super().send(chunk)
 
     # ----------------------------------------------------------- hooks
-    def _open(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _reset_codec(self) -> None:
+        # a failed earlier attempt may have left a join pending
+        self._codec = Conversation(self.identifier, self.conversation_id, self.speaker)
 
-        def remaining() -> float:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"connecting to Uh!ive took more than {timeout} s")
-            return left
-
-        with self._codec_lock:  # a failed earlier attempt may have left a join pending
-            self._codec = Conversation(self.identifier, self.conversation_id, self.speaker)
-        token = self._token
-        if token is None:
-            token = get_token(
-                self._client_id,
-                self._client_secret,
-                self._user_id,
-                self._user_pwd,
-                timeout=remaining(),
-                auth_server=self._auth_server,
-                realm=self._realm,
-            )
-        transport = WebSocketTransport(
-            build_conversation_url(token, self._api_url), secrets=[token], service="Uh!ive"
+    def _create_transport(self, timeout: float) -> WebSocketTransport:
+        token = self._token or self._fetch_token(timeout=timeout)
+        return WebSocketTransport(
+            build_conversation_url(token, self._api_url), secrets=[token], service=self.service
         )
-        with self._transport_lock:
-            self._ws = transport
-        transport.connect(remaining())
-        with self._codec_lock:
-            frame = self._codec.join(**self._join_args)
-        transport.send_text(frame)
-        while True:
-            try:
-                data = transport.recv(timeout=remaining())
-            except TimeoutError:
-                raise TimeoutError(f"no join reply from Uh!ive within {timeout} s") from None
-            if data is None:
-                raise ConnectionError("Uh!ive closed the socket before answering the join")
-            with self._codec_lock:
-                event = self._codec.receive(data)
-                joined, left = self._codec.joined, self._codec.left
-            if joined:
-                break
-            if left:
-                raise ConnectionError("Uh!ive closed the channel before accepting the join")
-            if not isinstance(event, Ok):
-                self._handle(event)
-        self._connect_info = {
-            "topic": self.topic,
-            "speaker": self.speaker,
-            "readonly": self.readonly,
-            "conversation_id": self.conversation_id,
-        }
-        log.debug("%s: joined %s", self.name, self.topic)
 
-    def _read_loop(self) -> None:
-        transport = self._ws
-        if transport is None:
-            return
-        while True:
-            data = transport.recv()
-            if data is None:
-                return
-            try:
-                with self._codec_lock:
-                    event = self._codec.receive(data)
-                    left = self._codec.left
-            except UhliveError as exc:
-                self._fail(exc)
-                return
-            except RemoteProtocolError as exc:
-                log.warning("%s: %s", self.name, exc)
-                self._deliver(exc)
-                continue
+    def _handshake_frames(self) -> Sequence[Frame]:
+        return [self._codec.join(**self._join_args)]
+
+    def _handshake_reply(self, frame: Frame) -> bool:
+        with self._codec_lock:
+            event = self._codec.receive(frame)
+            joined, left = self._codec.joined, self._codec.left
+        if joined:
+            self._connect_info = {
+                "topic": self.topic,
+                "speaker": self.speaker,
+                "readonly": self.readonly,
+                "conversation_id": self.conversation_id,
+            }
+            return True
+        if left:
+            raise ConnectionError("Uh!ive closed the channel before accepting the join")
+        if not isinstance(event, Ok):
             self._handle(event)
-            if left:
-                if not self._leaving:
-                    self._server_ended(event)
-                    return
-                self._stream_ended()
+        return False
+
+    def _receive(self, frame: Frame) -> None:
+        try:
+            with self._codec_lock:
+                event = self._codec.receive(frame)
+                left = self._codec.left
+        except UhliveError as exc:
+            self._fail(exc)
+            return
+        except RemoteProtocolError as exc:
+            log.warning("%s: %s", self.name, exc)
+            self._deliver(exc)
+            return
+        self._offer_reply(event)
+        self._handle(event)
+        if left:
+            if not self._leaving:
+                self._server_ended(event)
+                return
+            self._stream_ended()  # our own speaker_left: the end-of-stream marker
 
     def _server_ended(self, event: Event) -> None:
         if isinstance(event, SpeakerLeft) and event.reason:
@@ -416,37 +385,24 @@ class ConversationConnection(Connection):
                 log.debug("%s: %d bytes after our session ended, not sent", self.name, len(chunk))
                 return
             frame = self._codec.send_audio_chunk(chunk)
-        transport = self._ws
-        if transport is None:
-            raise DisconnectedError("the socket is closed")
-        transport.send_binary(frame)
+        self._write_frame(frame)
 
     def _end_of_stream(self) -> None:
         with self._codec_lock:
             frame = self._codec.leave() if self._codec.joined else None
         self._leaving = True
-        transport = self._ws
-        if frame is None or transport is None:
+        if frame is None:
             self._stream_ended()
             return
-        transport.send_text(frame)
+        self._write_frame(frame)
 
     def _keepalive(self) -> None:
-        transport = self._ws
-        if transport is None:
-            return
         if self._keepalive_mode == "heartbeat":
             with self._codec_lock:
                 frame = self._codec.heartbeat()
-            transport.send_text(frame)
+            self._write_frame(frame)
         else:
-            transport.ping()
-
-    def _close_transport(self) -> None:
-        with self._transport_lock:
-            transport, self._ws = self._ws, None
-        if transport is not None:
-            transport.close()
+            super()._keepalive()
 
 
 def create_connection(**options: Any) -> ConversationConnection:
