@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -693,3 +694,67 @@ def test_unpaced_audio_over_polling_stays_within_the_send_queue(scripted: AiolaE
     from voxsync.aiola import stream
 
     assert peak <= stream._EIO_BACKLOG + 2
+
+
+def test_a_huge_send_goes_out_in_chunks_of_the_service_size(scripted: AiolaEmulator) -> None:
+    from voxsync.aiola.protocol import CHUNK_BYTES
+
+    texts: List[str] = []
+    with client_for(scripted) as client:
+        conn = client.stt.stream(finish_silence=0)
+        conn.on("transcript", lambda ev: texts.append(ev.text))
+        conn.connect(timeout=10)
+        conn.send(bytes(16000 * 2 * 3))  # 3 s in one call
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            stats = scripted.stream_stats()
+            if stats and stats[0]["audio_bytes"] >= 96000 and len(texts) >= 3:
+                break
+            time.sleep(0.05)
+        stats = scripted.stream_stats()[0]
+        conn.close()
+    assert stats["audio_bytes"] == 96000
+    assert stats["chunks"] == -(-96000 // CHUNK_BYTES)  # every piece at most CHUNK_BYTES
+    assert texts[:3] == ["one", "two", "three"]
+
+
+def test_reconnections_are_bounded_per_time_window() -> None:
+    engine = make_engine("scripted", every_bytes=16000, partial_ms=0)
+    # every connection is cut after 2 chunks: without a bound this reconnects forever
+    faults = AiolaFaults(drop_after_chunks=2, drop_times=1000)
+    with AiolaEmulator(engine=engine, faults=faults) as emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(
+            transports=("websocket",),
+            reconnection_delay=0.05,
+            max_reconnections=2,
+            reconnection_window=60,
+            overflow="drop_oldest",
+        )
+        rec = Recorder(conn)
+        conn.connect()
+        deadline = time.monotonic() + 30
+        while conn.connected and time.monotonic() < deadline:
+            with contextlib.suppress(DisconnectedError):
+                conn.send(bytes(CHUNK))
+            time.sleep(0.02)
+        with pytest.raises(DisconnectedError, match="2 reconnection") as info:
+            conn.wait(timeout=10)
+    assert "within 60 s" in str(info.value)
+    assert len(rec.of("reconnected")) == 2
+    assert conn.metrics.snapshot()["reconnects"] == 2
+
+
+def test_a_malformed_socketio_packet_is_a_remote_protocol_error(scripted: AiolaEmulator) -> None:
+    scripted.faults.malformed_packet = True
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        rec.wait_for("error")
+        for chunk in chunks(bytes(16000)):  # the stream goes on
+            conn.send(chunk)
+        conn.finish(timeout=20)
+    errors = rec.of("error")
+    assert len(errors) == 1 and isinstance(errors[0], RemoteProtocolError)
+    assert "cannot be decoded" in str(errors[0]) and "cut" in str(errors[0])
+    assert [ev.text for ev in rec.of("transcript")][:1] == ["one"]

@@ -142,3 +142,62 @@ def test_command_help_shows_option_defaults(
     code, out, err = run([command, "--help"], capsys)
     assert code == 0, err
     assert "--provider" in out and "default: local" in out
+
+
+def test_one_name_per_concept() -> None:
+    import warnings
+
+    import voxsync.uhlive
+    from voxsync.aiola import stream as aiola_stream
+    from voxsync.uhlive import conversation, recognition
+    from voxsync.uhlive.connection import AUDIO_FORMATS
+
+    # one unknown-event class name; the older names are the same classes
+    assert voxsync.UnknownEvent is voxsync.Message
+    assert conversation.UnknownEvent is conversation.Unknown
+    assert recognition.UnknownEvent.__name__ == conversation.UnknownEvent.__name__
+    assert repr(voxsync.UnknownEvent("x", raw={})).startswith("<UnknownEvent")
+    # codec constants: AUDIO_CODECS a tuple of names, AUDIO_FORMATS codec -> format
+    for codecs in (conversation.AUDIO_CODECS, recognition.AUDIO_CODECS, aiola_stream.AUDIO_CODECS):
+        assert isinstance(codecs, tuple)
+    for formats, codecs in (
+        (AUDIO_FORMATS, conversation.AUDIO_CODECS),
+        (aiola_stream.AUDIO_FORMATS, aiola_stream.AUDIO_CODECS),
+    ):
+        assert tuple(formats) == codecs
+    # no gratuitous re-exports from voxsync.uhlive; the old ones still resolve, with a warning
+    for name in ("ProtocolError", "Event", "Word", "Unknown"):
+        assert name not in voxsync.uhlive.__all__
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert getattr(voxsync.uhlive, name) is not None
+        assert any(issubclass(w.category, DeprecationWarning) for w in caught), name
+    # the vendor guide's names (its snippets run with only the imports changed)
+    from voxsync.uhlive import (  # noqa: F401
+        Conversation,
+        EntityFound,
+        Ok,
+        build_authentication_request,
+        build_conversation_url,
+    )
+
+
+def test_audio_sources_at_the_top_level_load_lazily() -> None:
+    import subprocess
+
+    code = (
+        "import sys, voxsync\n"
+        "assert 'sounddevice' not in sys.modules\n"
+        "assert 'MicrophoneStream' not in vars(voxsync)\n"
+        "from voxsync.audio import MicrophoneStream, stream_file\n"
+        "assert voxsync.MicrophoneStream is MicrophoneStream\n"
+        "assert voxsync.stream_file is stream_file\n"
+        "assert {'MicrophoneStream', 'stream_file'} <= set(voxsync.__all__)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+    with pytest.raises(AttributeError):
+        voxsync.NoSuchThing  # noqa: B018

@@ -31,9 +31,9 @@ from voxsync.uhlive import (
     SpeakerLeft,
     TagsSet,
     UhliveError,
-    Unknown,
-    Word,
+    UnknownEvent,
 )
+from voxsync.uhlive.conversation import Word
 
 TOPIC = "conversation:customerid@myconv"
 JOIN_OK = json.dumps(["1", "1", TOPIC, "phx_reply", {"status": "ok", "response": {}}])
@@ -381,7 +381,7 @@ def test_relation_and_tags_events() -> None:
 
 def test_unknown_event_is_kept() -> None:
     ev = joined().receive(push("brand_new_event", {"speaker": "A", "x": 1}))
-    assert isinstance(ev, Unknown)
+    assert isinstance(ev, UnknownEvent)
     assert ev.type == "brand_new_event" and ev["x"] == 1 and ev.event_name == "message"
 
 

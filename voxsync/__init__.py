@@ -4,7 +4,6 @@ One callback API for real-time speech services, with an offline recognizer
 as the default provider (no account, no network)::
 
     import voxsync
-    from voxsync.audio import stream_file
 
     conn = voxsync.connection()                 # provider "local"
 
@@ -14,20 +13,26 @@ as the default provider (no account, no network)::
             print(ev.text)
 
     with conn:                                  # connect ... finish + close
-        stream_file(conn, "hello.wav", realtime=False)
+        voxsync.stream_file(conn, "hello.wav", realtime=False)
 
 Overview
 --------
 connect / connection     create a connection for a provider by name
 Connection               the contract every provider implements
-Transcript, Translation, AudioChunk, StreamWarning, Message, ...
+Transcript, Translation, AudioChunk, StreamWarning, UnknownEvent, ...
                          event objects handed to handlers
+MicrophoneStream, stream_file
+                         audio sources: ``MicrophoneStream().stream_to(conn)``,
+                         ``stream_file(conn, "speech.wav")`` (imported on first use)
 VoxsyncError and subclasses (voxsync.errors)
                          the exception hierarchy
 voxsync.audio            AudioFormat, conversion, files, MicrophoneStream
 voxsync.local, voxsync.aiola, voxsync.uhlive
                          providers; voxsync.emulators: local servers for each
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from voxsync.connection import Connection, State
 from voxsync.errors import (
@@ -59,6 +64,7 @@ from voxsync.events import (
     StreamWarning,
     Transcript,
     Translation,
+    UnknownEvent,
     Word,
 )
 from voxsync.format import AudioFormat
@@ -71,6 +77,12 @@ from voxsync.providers import (
 )
 
 __version__ = "0.1.0"
+
+# Audio sources load numpy and PortAudio bindings: import them on first use.
+_LAZY = {
+    "MicrophoneStream": "voxsync.audio.microphone",
+    "stream_file": "voxsync.audio.files",
+}
 
 __all__ = [
     "DEFAULT_PROVIDER",
@@ -91,6 +103,7 @@ __all__ = [
     "HandlerError",
     "LocalProtocolError",
     "Message",
+    "MicrophoneStream",
     "ProtocolError",
     "QueueFullError",
     "Reconnected",
@@ -102,6 +115,7 @@ __all__ = [
     "TimeoutError",
     "Transcript",
     "Translation",
+    "UnknownEvent",
     "VoxsyncError",
     "Word",
     "__version__",
@@ -109,4 +123,19 @@ __all__ = [
     "connect",
     "connection",
     "register_provider",
+    "stream_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'voxsync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from voxsync.audio.files import stream_file
+    from voxsync.audio.microphone import MicrophoneStream

@@ -619,7 +619,6 @@ class Connection:
             log.debug(
                 "%s: closing the transport after a failed connect raised", self.name, exc_info=True
             )
-        self._run_close_callbacks()
         with self._lock:
             self._pending = None
             self._dispatch_stopped = True
@@ -1240,7 +1239,6 @@ class Connection:
             self._close_transport()
         except Exception:
             log.debug("%s: closing the transport raised", self.name, exc_info=True)
-        self._run_close_callbacks()
         with self._lock:
             dropped = self._discard_events() if discard_events else 0
             _force_put(

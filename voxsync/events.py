@@ -37,6 +37,7 @@ __all__ = [
     "StreamWarning",
     "Transcript",
     "Translation",
+    "UnknownEvent",
     "Word",
 ]
 
@@ -320,8 +321,11 @@ class StreamWarning(Event):
 
 
 @dataclass(frozen=True, repr=False)
-class Message(Event):
+class UnknownEvent(Event):
     """A payload the codec does not know. Never dropped: emitted as ``message``.
+
+    Every provider uses this one class (``Message`` is its older name, kept
+    as an alias).
 
     Attributes
     ----------
@@ -337,4 +341,8 @@ class Message(Event):
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
-        return f"<Message {self.type!r} {dict(self.raw)!r}>"
+        return f"<UnknownEvent {self.type!r} {dict(self.raw)!r}>"
+
+
+#: The older name of :class:`UnknownEvent` (same class).
+Message = UnknownEvent

@@ -22,11 +22,10 @@ dispatcher). Its own reconnection is off: voxsync's explicit policy
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import functools
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import (
     Any,
     Callable,
     ClassVar,
+    Deque,
     Dict,
     FrozenSet,
     List,
@@ -42,30 +42,34 @@ from typing import (
     Sequence,
     Union,
 )
-from urllib.parse import urlencode
 
-import engineio
-import numpy as np
 import socketio
 
-from voxsync.aiola._rest import AiolaAuthenticationError
-from voxsync.aiola.types import DEFAULT_WORKFLOW_ID, Structured
+from voxsync.aiola.protocol import (
+    CHUNK_BYTES,
+    NAMESPACE,
+    SOCKETIO_PATH,
+    SpeechTracker,
+    decode_event,
+    refusal_error,
+    stream_url,
+)
+from voxsync.aiola.types import DEFAULT_WORKFLOW_ID
 from voxsync.connection import Connection
 from voxsync.errors import (
     AuthenticationError,
-    ConcurrencyLimitError,
     ConfigurationError,
     ConnectionError,
     DisconnectedError,
     LocalProtocolError,
     RemoteProtocolError,
-    ServerError,
     TimeoutError,
     VoxsyncError,
 )
-from voxsync.events import Event, Message, Reconnected, Reconnecting, Transcript, Translation
+from voxsync.events import Reconnected, Reconnecting, UnknownEvent
 from voxsync.format import AudioFormat
-from voxsync.redact import RedactingFilter, redact
+from voxsync.redact import redact
+from voxsync.transport.socketio import SocketIOClient, TransportLogFilter, safe_disconnect
 
 __all__ = ["NAMESPACE", "SOCKETIO_PATH", "AiolaConnection", "decode_event"]
 
@@ -74,191 +78,16 @@ _SIO_LOG = logging.getLogger("voxsync.aiola.socketio")
 _EIO_LOG = logging.getLogger("voxsync.aiola.engineio")
 
 
-class _TransportLogFilter(RedactingFilter):
-    """Records of python-socketio / python-engineio as voxsync logs them.
-
-    Their messages can contain URLs with the token in the query: redacted.
-    Their warnings describe transport states that voxsync reports itself
-    (``reconnecting``, ``error`` and ``disconnect`` events, exceptions), e.g.
-    "WebSocket connection was closed" at every normal close: logged at INFO.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        super().filter(record)
-        if record.levelno == logging.WARNING:
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            # the level check ran before the demotion: redo it for INFO
-            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
-        return True
-
-
 for _logger in (_SIO_LOG, _EIO_LOG):
-    _logger.addFilter(_TransportLogFilter())
-
-#: engine.io's message for a refused handshake ("Unexpected status code 401 ...")
-_AUTH_STATUS = re.compile(r"status code (401|403)\b")
+    _logger.addFilter(TransportLogFilter())
 
 #: packets allowed to wait in engine.io's (unbounded) send queue
 _EIO_BACKLOG = 8
 
-SOCKETIO_PATH = "/api/voice-streaming/socket.io"
-NAMESPACE = "/events"
-AUDIO_FORMAT = AudioFormat(16000, 1, "pcm_s16le")
-
-# seconds close() waits for each python-socketio thread
-_JOIN_TIMEOUT = 2.0
-
-# RMS level (16-bit scale) from which audio counts as speech for finish()
-_SPEECH_RMS = 300.0
-
-# CONNECT_ERROR codes that mean "these credentials will not do" (no code: the same)
-_AUTH_CODES = frozenset({"UNAUTHORIZED", "FORBIDDEN", "INVALID_TOKEN", "TOKEN_EXPIRED"})
-
-_THREAD_ROLES = {
-    "_read_loop_websocket": "reader",
-    "_read_loop_polling": "reader",
-    "_write_loop": "sio-writer",
-}
-
-
-def decode_event(
-    name: str,
-    data: Any,
-    *,
-    language: Optional[str] = None,
-    translation: Optional[Mapping[str, Any]] = None,
-    index: int = 0,
-) -> Union[Event, VoxsyncError]:
-    """Turn one server event into a voxsync event or error (pure; no I/O).
-
-    Parameters
-    ----------
-    name : str
-        The Socket.IO event name.
-    data : object
-        Its first argument as python-socketio decoded it.
-    language : str or None
-        The stream's ``lang_code``, put on transcripts.
-    translation : mapping or None
-        The stream's ``tasks_config["TRANSLATION"]`` (source/target languages).
-    index : int
-        Utterance number, used as the transcript ``id``.
-
-    Returns
-    -------
-    Event or VoxsyncError
-        :class:`Transcript`, :class:`Translation`, :class:`Structured`,
-        :class:`Message` (anything else, never dropped), :class:`ServerError`
-        for ``error`` events, :class:`RemoteProtocolError` for a known event
-        with a payload of the wrong shape.
-    """
-    raw: Mapping[str, Any] = data if isinstance(data, Mapping) else {"data": data}
-    if name == "transcript":
-        text = raw.get("transcript")
-        if not isinstance(text, str):
-            return RemoteProtocolError(
-                "aiOla sent a transcript event without a text 'transcript' field: "
-                f"{redact(repr(data))[:200]}"
-            )
-        return Transcript(text=text, is_final=True, language=language, id=str(index), raw=raw)
-    if name == "translation":
-        text = raw.get("translation")
-        if not isinstance(text, str):
-            return RemoteProtocolError(
-                "aiOla sent a translation event without a text 'translation' field: "
-                f"{redact(repr(data))[:200]}"
-            )
-        cfg = translation or {}
-        return Translation(
-            text=text,
-            source_language=cfg.get("src_lang_code") or language,
-            target_language=cfg.get("dst_lang_code"),
-            id=str(index),
-            raw=raw,
-        )
-    if name == "structured":
-        results = raw.get("results")
-        return Structured(results=results if isinstance(results, Mapping) else {}, raw=raw)
-    if name == "error":
-        message = raw.get("message")
-        details = raw.get("details")
-        text = str(message) if message is not None else "aiOla reported an error"
-        if details:
-            text = f"{text}: {details}"
-        code = raw.get("code")
-        return ServerError(redact(text), code=str(code) if code is not None else None, raw=raw)
-    return Message(type=name, raw=raw)
-
-
-class _EngineIOClient(engineio.Client):  # type: ignore[misc]
-    """engineio client whose threads belong to the voxsync connection.
-
-    * background threads are started by the connection (named, joined by close());
-    * messages are handled on the reader thread, in order, not one thread each;
-    * ``disconnect()`` from the reader thread does not try to join itself.
-    """
-
-    spawn: Callable[[str, Callable[[], None]], threading.Thread]
-    state: str
-    http: Any
-    external_http: bool
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._close_lock = threading.Lock()
-
-    def start_background_task(
-        self, target: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> threading.Thread:
-        role = _THREAD_ROLES.get(getattr(target, "__name__", ""), "sio-task")
-        return self.spawn(role, functools.partial(target, *args, **kwargs))
-
-    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        if event == "message":
-            kwargs["run_async"] = False
-        return super()._trigger_event(event, *args, **kwargs)
-
-    def disconnect(self, abort: bool = False, reason: Any = None) -> None:
-        """Close with bounded waits, from any thread (the reader's included).
-
-        engineio's own version joins the reader without a timeout (a
-        long-poll can last 45 s when the server is gone), cannot run on the
-        reader thread (which handles server-initiated closes here), and with
-        ``abort`` may drain the writer's stop sentinel from the queue.
-        """
-        with self._close_lock:
-            if self.state != "connected":
-                # closing already, or closed: engineio would reset the queue
-                # under a writer that may still need its stop sentinel
-                return
-            self._send_packet(engineio.packet.Packet(engineio.packet.CLOSE))
-            self.queue.put(None)
-            self.state = "disconnecting"
-        current = threading.current_thread()
-        self._trigger_event("disconnect", reason or self.reason.CLIENT_DISCONNECT, run_async=False)
-        writer = self.write_loop_task
-        if writer is not None and writer is not current:
-            writer.join(_JOIN_TIMEOUT)
-        if self.current_transport == "websocket" and self.ws is not None:
-            try:
-                self.ws.close(timeout=1.0)
-            except Exception:
-                log.debug("closing the websocket raised", exc_info=True)
-        reader = self.read_loop_task
-        if reader is not None and reader is not current:
-            reader.join(_JOIN_TIMEOUT)
-        self.state = "disconnected"
-        with contextlib.suppress(ValueError):
-            engineio.base_client.connected_clients.remove(self)
-        http = self.http
-        if http is not None and not self.external_http:
-            with contextlib.suppress(Exception):
-                http.close()
-
-
-class _SocketIOClient(socketio.Client):  # type: ignore[misc]
-    def _engineio_client_class(self) -> type:
-        return _EngineIOClient
+#: Audio codecs the streaming service takes (``send()`` takes this format).
+AUDIO_CODECS: tuple[str, ...] = ("pcm_s16le",)
+#: Codec -> the :class:`AudioFormat` of ``send()``: 16 kHz mono 16-bit PCM.
+AUDIO_FORMATS: Dict[str, AudioFormat] = {"pcm_s16le": AudioFormat(16000, 1, "pcm_s16le")}
 
 
 class AiolaConnection(Connection):
@@ -290,6 +119,11 @@ class AiolaConnection(Connection):
         Attempts after the transport is lost (0: none; default 3, like aiOla's SDK).
     reconnection_delay : float
         Seconds before each attempt (default 1).
+    max_reconnections, reconnection_window : int, float
+        At most ``max_reconnections`` successful reconnections within any
+        ``reconnection_window`` seconds (default 5 in 60 s): a transport that
+        keeps dropping right after each reconnection ends the connection with
+        a :class:`~voxsync.errors.DisconnectedError` instead of looping.
     transports : sequence of str
         Engine.IO transports, in order. The default ``("polling",
         "websocket")`` is what aiOla's SDKs use (long-polling handshake, then
@@ -344,17 +178,23 @@ class AiolaConnection(Connection):
         vad_config: Optional[Mapping[str, Any]] = None,
         reconnection_attempts: int = 3,
         reconnection_delay: float = 1.0,
+        max_reconnections: int = 5,
+        reconnection_window: float = 60.0,
         transports: Sequence[str] = ("polling", "websocket"),
         request_timeout: float = 15.0,
         finish_silence: float = 1.0,
         finish_quiet: float = 0.5,
         **options: Any,
     ) -> None:
-        super().__init__(AUDIO_FORMAT, **options)
+        super().__init__(AUDIO_FORMATS[AUDIO_CODECS[0]], **options)
         if not isinstance(reconnection_attempts, int) or reconnection_attempts < 0:
             raise ConfigurationError("reconnection_attempts must be an int >= 0")
         if not reconnection_delay >= 0:
             raise ConfigurationError("reconnection_delay must be >= 0 seconds")
+        if not isinstance(max_reconnections, int) or max_reconnections < 0:
+            raise ConfigurationError("max_reconnections must be an int >= 0")
+        if not reconnection_window > 0:
+            raise ConfigurationError("reconnection_window must be > 0 seconds")
         bad = [t for t in transports if t not in ("polling", "websocket")]
         if bad or not transports:
             raise ConfigurationError(
@@ -371,11 +211,14 @@ class AiolaConnection(Connection):
         self.vad_config = dict(vad_config) if vad_config else None
         self.reconnection_attempts = reconnection_attempts
         self.reconnection_delay = reconnection_delay
+        self.max_reconnections = max_reconnections
+        self.reconnection_window = reconnection_window
+        self._reconnected_at: Deque[float] = collections.deque()
         self._transports = list(transports)
         self._request_timeout = request_timeout
         self._finish_silence = finish_silence
         self._finish_quiet = finish_quiet
-        self._sio: Optional[_SocketIOClient] = None
+        self._sio: Optional[SocketIOClient] = None
         self._sio_lock = threading.Lock()
         self._generation = 0
         self._lost_generation = 0
@@ -384,8 +227,7 @@ class AiolaConnection(Connection):
         self._connect_timeout = 10.0
         self._connect_error: Optional[Any] = None
         self._last_event = time.monotonic()
-        self._voiced_at = 0.0  # when audio with a speech-like level was last sent
-        self._transcript_at = 0.0  # when the last transcript arrived
+        self._speech = SpeechTracker()
         self._index = 0
         self._thread_seq = 0
 
@@ -472,21 +314,17 @@ class AiolaConnection(Connection):
 
     # ------------------------------------------------------------ transport
     def _url(self, token: str) -> str:
-        query: Dict[str, str] = {
-            "execution_id": self.execution_id,
-            "flow_id": self.workflow_id,
-            "time_zone": self.time_zone,
-            "x-aiola-api-token": token,
-        }
-        if self.lang_code:
-            query["lang_code"] = self.lang_code
-        if self._keywords:
-            query["keywords"] = json.dumps(self._keywords)
-        if self.tasks_config:
-            query["tasks_config"] = json.dumps(self.tasks_config)
-        if self.vad_config:
-            query["vad_config"] = json.dumps(self.vad_config)
-        return f"{self._base_url}?{urlencode(query)}"
+        return stream_url(
+            self._base_url,
+            token,
+            execution_id=self.execution_id,
+            workflow_id=self.workflow_id,
+            time_zone=self.time_zone,
+            lang_code=self.lang_code,
+            keywords=self._keywords,
+            tasks_config=self.tasks_config,
+            vad_config=self.vad_config,
+        )
 
     def _spawn(self, generation: int, role: str, target: Callable[[], None]) -> threading.Thread:
         key = role if generation <= 1 else f"{role}-{generation}"
@@ -511,7 +349,7 @@ class AiolaConnection(Connection):
         with self._sio_lock:
             self._generation += 1
             generation = self._generation
-        sio = _SocketIOClient(
+        sio = SocketIOClient(
             reconnection=False,
             handle_sigint=False,
             request_timeout=max(0.5, min(self._request_timeout, timeout)),
@@ -521,6 +359,7 @@ class AiolaConnection(Connection):
             engineio_logger=_EIO_LOG,
         )
         sio.eio.spawn = functools.partial(self._spawn, generation)
+        sio.on_malformed = functools.partial(self._on_malformed, generation)
         sio.on("connect", self._make_handler(generation, "connect"), namespace=NAMESPACE)
         sio.on(
             "connect_error", self._make_handler(generation, "connect_error"), namespace=NAMESPACE
@@ -560,36 +399,9 @@ class AiolaConnection(Connection):
             raise DisconnectedError("the connection was closed while connecting")
 
     def _connect_failure(self, exc: Exception, token: str) -> VoxsyncError:
-        refusal = self._connect_error
-        text = redact(str(exc), [token])
-        if isinstance(refusal, Mapping):  # a Socket.IO CONNECT_ERROR from the service
-            data = refusal
-            message = redact(str(data.get("message", "connection refused")), [token])
-            extra = data.get("data")
-            code = extra.get("code") if isinstance(extra, Mapping) else data.get("code")
-            if code == "MAX_CONCURRENCY_REACHED":
-                return ConcurrencyLimitError(
-                    f"aiOla refused the stream: {message}; close a session first",
-                    code=code,
-                    raw=data,
-                )
-            if code is not None and code not in _AUTH_CODES:
-                return ServerError(
-                    f"aiOla refused the stream: {message}",
-                    code=str(code),
-                    retryable=True,
-                    raw=data,
-                )
-            return AiolaAuthenticationError(
-                f"aiOla refused the stream: {message}; check the access token / API key",
-                code=str(code) if code else None,
-                raw=data,
-            )
-        if _AUTH_STATUS.search(text):
-            return AuthenticationError(f"aiOla refused the credentials: {text}")
-        if "timed out" in text.lower() or "timeout" in text.lower():
-            return TimeoutError(f"aiOla did not accept the stream in time: {text}")
-        return ConnectionError(f"cannot connect to aiOla at {redact(self._base_url)}: {text}")
+        return refusal_error(
+            self._connect_error, str(exc), base_url=self._base_url, secrets=(token,)
+        )
 
     def _make_handler(self, generation: int, kind: str) -> Callable[..., Any]:
         def handler(*args: Any) -> Any:
@@ -613,7 +425,7 @@ class AiolaConnection(Connection):
     def _on_event(self, name: str, data: Any) -> None:
         self._last_event = time.monotonic()
         if name == "transcript":
-            self._transcript_at = self._last_event
+            self._speech.transcript(self._last_event)
         tasks = self.tasks_config or {}
         translation = tasks.get("TRANSLATION")
         index = self._index
@@ -626,10 +438,21 @@ class AiolaConnection(Connection):
             translation=translation if isinstance(translation, Mapping) else None,
             index=index,
         )
-        if isinstance(event, Message) and event.type in self.event_names:
+        if isinstance(event, UnknownEvent) and event.type in self.event_names:
             self._deliver(event, event.type)  # e.g. schema_values_updated
             return
         self._deliver(event)
+
+    def _on_malformed(self, generation: int, data: Any, exc: Exception) -> None:
+        """A packet python-socketio could not decode (reader thread): reported, not dropped."""
+        if generation != self._generation:
+            return
+        shown = redact(repr(data))
+        if len(shown) > 120:
+            shown = shown[:120] + "..."
+        self._deliver(
+            RemoteProtocolError(f"aiOla sent a Socket.IO packet that cannot be decoded: {shown}")
+        )
 
     def _on_lost(self, generation: int, reason: Any) -> None:
         """The Socket.IO connection ended (reader thread of that connection)."""
@@ -654,6 +477,18 @@ class AiolaConnection(Connection):
             return
         cause: VoxsyncError = ConnectionError(f"aiOla transport lost ({reason})")
         log.info("%s: transport lost (%s)", self.name, reason)
+        now = time.monotonic()
+        recent = self._reconnected_at
+        while recent and now - recent[0] > self.reconnection_window:
+            recent.popleft()
+        if len(recent) >= self.max_reconnections:
+            err = DisconnectedError(
+                f"the aiOla transport dropped again after {len(recent)} reconnection(s) "
+                f"within {self.reconnection_window:g} s; giving up"
+            )
+            err.__cause__ = cause
+            self._fail(err)
+            return
         for attempt in range(1, self.reconnection_attempts + 1):
             self._deliver(Reconnecting(attempt=attempt, error=cause))
             if self._stop.wait(self.reconnection_delay):
@@ -668,6 +503,7 @@ class AiolaConnection(Connection):
                 cause = exc
                 continue
             self.metrics.count_reconnect()
+            self._reconnected_at.append(time.monotonic())
             self._deliver(Reconnected(attempts=attempt))
             self._ready.set()
             return
@@ -680,7 +516,7 @@ class AiolaConnection(Connection):
         err.__cause__ = cause
         self._fail(err)
 
-    def _await_ready(self, deadline: float) -> _SocketIOClient:
+    def _await_ready(self, deadline: float) -> SocketIOClient:
         while True:
             if self._stop.is_set():
                 raise DisconnectedError("the connection is closed")
@@ -702,11 +538,15 @@ class AiolaConnection(Connection):
             sio = self._await_ready(deadline)
             # engine.io queues packets without a bound: keep its backlog small so
             # back-pressure lands in voxsync's send queue and its overflow policy
-            while sio.eio.queue.qsize() > _EIO_BACKLOG:
-                if self._stop.wait(0.005):
+            room = sio.eio.queue.wait_for_room(
+                _EIO_BACKLOG, max(0.0, deadline - time.monotonic()), self._stop.is_set
+            )
+            if not room:
+                if self._stop.is_set():
                     raise DisconnectedError("the connection is closed")
                 if time.monotonic() >= deadline:
                     raise DisconnectedError("aiOla stopped accepting audio")
+                continue  # woken by a transport change: look again
             try:
                 sio.emit("binary_data", chunk, namespace=NAMESPACE, callback=callback)
                 return
@@ -719,13 +559,12 @@ class AiolaConnection(Connection):
                     ) from None
 
     def _write_chunk(self, chunk: bytes) -> None:
-        # finish() needs to know whether speech was sent since the last transcript;
-        # once it was, no chunk needs looking at until the next transcript
-        if self._voiced_at <= self._transcript_at and len(chunk) >= 2:
-            samples = np.frombuffer(chunk, dtype="<i2", count=len(chunk) // 2).astype(np.int64)
-            if int(np.dot(samples, samples)) >= _SPEECH_RMS**2 * len(samples):
-                self._voiced_at = time.monotonic()
-        self._emit_audio(chunk)
+        # a huge send() goes out in pieces of the size the service expects
+        for start in range(0, len(chunk), CHUNK_BYTES):
+            piece = chunk[start : start + CHUNK_BYTES]
+            # finish() needs to know whether speech was sent since the last transcript
+            self._speech.audio(piece, time.monotonic())
+            self._emit_audio(piece)
 
     def _keepalive(self) -> None:
         if self._ready.is_set():
@@ -754,7 +593,7 @@ class AiolaConnection(Connection):
             last = max(self._last_event, sent)
             if acked:
                 until = max(last, acked[0]) + self._finish_quiet
-            elif self._voiced_at > self._transcript_at:
+            elif self._speech.pending:
                 until = now + 0.05  # speech not transcribed yet: keep waiting
             else:
                 until = last + fallback_quiet
@@ -766,16 +605,7 @@ class AiolaConnection(Connection):
 
     @staticmethod
     def _safe_disconnect(sio: socketio.Client) -> None:
-        try:
-            sio.disconnect()
-        except Exception:
-            log.debug("socket.io disconnect raised", exc_info=True)
-        eio = sio.eio
-        if eio.state != "disconnected":  # e.g. a failed handshake left it half open
-            try:
-                eio.disconnect(abort=True)
-            except Exception:
-                log.debug("engine.io disconnect raised", exc_info=True)
+        safe_disconnect(sio)
 
     def _close_transport(self) -> None:
         self._stop.set()

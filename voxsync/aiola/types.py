@@ -45,7 +45,7 @@ class LiveEvents(str, enum.Enum):
     Structured = "structured"
     """Structured-extraction output: :class:`Structured` (``data["results"]``)."""
     SchemaValuesUpdated = "schema_values_updated"
-    """The service applied ``set_schema_values``: :class:`voxsync.events.Message`."""
+    """The service applied ``set_schema_values``: :class:`voxsync.events.UnknownEvent`."""
     Error = "error"
     """A :class:`voxsync.errors.VoxsyncError`; server ``error`` events are
     :class:`voxsync.errors.ServerError` (``err["message"]``, ``err.get("details")``)."""
@@ -60,7 +60,7 @@ class LiveEvents(str, enum.Enum):
     Warning = "warning"
     """Something went wrong but the stream goes on (e.g. audio dropped)."""
     Message = "message"
-    """An event this version does not know, as :class:`voxsync.events.Message`."""
+    """An event this version does not know, as :class:`voxsync.events.UnknownEvent`."""
 
     def __str__(self) -> str:
         return self.value

@@ -112,6 +112,7 @@ NAMESPACE = "/events"
 SAMPLE_RATE = 16000
 
 _STOP = object()
+_RAW = "\x00raw"  # outbox marker: the payload is a raw engine.io message
 _HISTORY = 1000  # entries kept in the connections / keyword_updates / rest_requests lists
 _JOIN_TIMEOUT = 5.0
 
@@ -144,6 +145,9 @@ class AiolaFaults:
     malformed_event : bool
         Emit one ``transcript`` event whose payload is not an object right
         after each accepted connection.
+    malformed_packet : bool
+        Send one Socket.IO packet that cannot be decoded (truncated JSON)
+        right after each accepted connection.
     unavailable : bool
         Refuse new streaming connections with a CONNECT_ERROR of code
         ``SERVICE_UNAVAILABLE`` (as an overloaded service would).
@@ -159,6 +163,7 @@ class AiolaFaults:
     event_delay: float = 0.0
     refuse_auth: bool = False
     malformed_event: bool = False
+    malformed_packet: bool = False
     unavailable: bool = False
     rest_failures: int = 0
 
@@ -421,7 +426,10 @@ class _Stream:
                 if self.emu._stamp and isinstance(payload, dict):
                     payload = dict(payload, emitted_at=time.time())
                 try:
-                    sio.emit(event, payload, to=self.sid, namespace=NAMESPACE)
+                    if event is _RAW:  # a raw engine.io message (malformed_packet fault)
+                        sio.eio.send(self.eio_sid, payload)
+                    else:
+                        sio.emit(event, payload, to=self.sid, namespace=NAMESPACE)
                 except Exception:
                     log.debug("emit %s to %s failed", event, self.sid, exc_info=True)
             faults = self.emu.faults
@@ -909,6 +917,9 @@ class AiolaEmulator(EmulatorServer):
             del self.connections[:-_HISTORY]
         if faults.malformed_event:
             stream.send("transcript", "this payload is not an object")
+        if faults.malformed_packet:
+            # an EVENT packet whose JSON is cut short: no Socket.IO client can decode it
+            stream.send(_RAW, f'2{NAMESPACE},["transcript", {{"transcript": "cut')
 
     def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         with self._lock:
@@ -1036,6 +1047,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         help="fault: send a malformed transcript on connect",
     )
     parser.add_argument(
+        "--malformed-packet",
+        action="store_true",
+        help="fault: send a Socket.IO packet that cannot be decoded on connect",
+    )
+    parser.add_argument(
         "--stamp-events",
         action="store_true",
         help='add "emitted_at" (epoch seconds) to event payloads',
@@ -1054,6 +1070,7 @@ def emulator_from_args(args: argparse.Namespace) -> AiolaEmulator:
         event_delay=args.event_delay,
         refuse_auth=args.refuse_auth,
         malformed_event=args.malformed_event,
+        malformed_packet=args.malformed_packet,
         unavailable=args.unavailable,
         rest_failures=args.rest_failures,
     )

@@ -16,9 +16,9 @@
 """
 
 import importlib
+import warnings
 from typing import Any
 
-from voxsync.errors import ProtocolError
 from voxsync.uhlive.auth import (
     build_authentication_request,
     build_bot_url,
@@ -39,7 +39,6 @@ from voxsync.uhlive.conversation import (
     ConversationState,
     EntityFound,
     EntityRecognized,
-    Event,
     Ok,
     RelationFound,
     RelationRecognized,
@@ -51,8 +50,7 @@ from voxsync.uhlive.conversation import (
     TagsSet,
     TimeScopedEvent,
     UhliveError,
-    Unknown,
-    Word,
+    UnknownEvent,
     WordsDecoded,
 )
 
@@ -73,10 +71,8 @@ __all__ = [
     "ConversationState",
     "EntityFound",
     "EntityRecognized",
-    "Event",
     "NormalizedTranscript",
     "Ok",
-    "ProtocolError",
     "Recognizer",
     "RelationFound",
     "RelationRecognized",
@@ -88,8 +84,7 @@ __all__ = [
     "TagsSet",
     "TimeScopedEvent",
     "UhliveError",
-    "Unknown",
-    "Word",
+    "UnknownEvent",
     "WordsDecoded",
     "build_authentication_request",
     "build_bot_url",
@@ -100,7 +95,25 @@ __all__ = [
 ]
 
 
+# Names this package used to re-export; they live where the comment says.
+_MOVED = {
+    "Event": ("voxsync.uhlive.conversation", "Event"),
+    "Word": ("voxsync.uhlive.conversation", "Word"),
+    "Unknown": ("voxsync.uhlive.conversation", "UnknownEvent"),
+    "ProtocolError": ("voxsync.errors", "ProtocolError"),
+}
+
+
 def __getattr__(name: str) -> Any:
+    moved = _MOVED.get(name)
+    if moved is not None:
+        module_name, attr = moved
+        warnings.warn(
+            f"voxsync.uhlive.{name} is deprecated; import {attr} from {module_name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module_name), attr)
     module = _RECOGNITION_API.get(name)
     if module is None:
         raise AttributeError(f"module 'voxsync.uhlive' has no attribute {name!r}")

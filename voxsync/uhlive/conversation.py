@@ -38,7 +38,7 @@ import enum
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Dict, List, Optional, Type, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
 
 from voxsync.errors import (
     ConfigurationError,
@@ -70,12 +70,13 @@ __all__ = [
     "TimeScopedEvent",
     "UhliveError",
     "Unknown",
+    "UnknownEvent",
     "Word",
     "WordsDecoded",
 ]
 
 #: ``audio_codec`` values accepted by :meth:`Conversation.join`.
-AUDIO_CODECS = ("linear", "g711a", "g711u")
+AUDIO_CODECS: Tuple[str, ...] = ("linear", "g711a", "g711u")
 
 _AUDIO_EVENT = b"audio_chunk"
 _PHOENIX_TOPIC = "phoenix"
@@ -263,8 +264,10 @@ class Ok(Event):
         return resp if isinstance(resp, Mapping) else {}
 
 
-class Unknown(Event):
+class UnknownEvent(Event):
     """An event this codec does not know; nothing is dropped.
+
+    (``Unknown`` is its older name, kept as an alias.)
 
     :attr:`type` (same as :attr:`event`) is its Phoenix name.
     """
@@ -277,7 +280,7 @@ class Unknown(Event):
         return self._event
 
     def __repr__(self) -> str:
-        return f"Unknown [{self._event}](payload={dict(self.raw)!r})"
+        return f"UnknownEvent [{self._event}](payload={dict(self.raw)!r})"
 
 
 class TimeScopedEvent(Event):
@@ -790,7 +793,7 @@ class Conversation:
         -------
         Event
             :class:`Ok` for replies and ``phx_close``; a transcript, speaker,
-            entity, relation or tags event; :class:`Unknown` otherwise.
+            entity, relation or tags event; :class:`UnknownEvent` otherwise.
 
         Raises
         ------
@@ -832,7 +835,7 @@ class Conversation:
         if topic == _PHOENIX_TOPIC:
             if event == "phx_reply":
                 return self._reply(join_ref, ref, topic, event, payload, channel=False)
-            return Unknown(join_ref, ref, topic, event, payload)
+            return UnknownEvent(join_ref, ref, topic, event, payload)
         if topic != self.topic:
             raise RemoteProtocolError(
                 f"frame for topic {topic!r:.80} on the socket of {self.topic!r}: "
@@ -862,7 +865,7 @@ class Conversation:
             elif _RELATION_NAME.match(event):
                 cls = RelationRecognized
             else:
-                cls = Unknown
+                cls = UnknownEvent
         result = cls(join_ref, ref, topic, event, payload)
         if (
             cls is SpeakerLeft
@@ -898,7 +901,7 @@ class Conversation:
                 self._state = ConversationState.LEFT
             raise UhliveError(str(reason), ref=ref, event=event, raw=payload)
         if status != "ok":
-            return Unknown(join_ref, ref, topic, event, payload)
+            return UnknownEvent(join_ref, ref, topic, event, payload)
         if channel and ref is not None:
             if ref == self._join_ref and self._state is ConversationState.JOINING:
                 self._state = ConversationState.JOINED
@@ -912,3 +915,7 @@ class Conversation:
 
     def __repr__(self) -> str:
         return f"<Conversation {self.topic!r} speaker={self.speaker!r} {self._state.value}>"
+
+
+#: The older name of :class:`UnknownEvent` (same class).
+Unknown = UnknownEvent

@@ -91,7 +91,7 @@ __all__ = [
 ]
 
 #: Audio codecs accepted by ``OPEN``: 16-bit little-endian PCM or G.711, all 8 kHz mono.
-AUDIO_CODECS: frozenset[str] = frozenset({"linear", "g711a", "g711u"})
+AUDIO_CODECS: tuple[str, ...] = ("linear", "g711a", "g711u")
 
 #: Recognition modes accepted by ``RECOGNIZE``.
 RECOGNITION_MODES: frozenset[str] = frozenset({"normal", "hotword"})
@@ -847,7 +847,7 @@ class Recognizer:
         self._require("OPEN", RecognizerState.NO_SESSION)
         if audio_codec not in AUDIO_CODECS:
             raise ConfigurationError(
-                f"audio_codec must be one of {', '.join(sorted(AUDIO_CODECS))}, got {audio_codec!r}"
+                f"audio_codec must be one of {', '.join(AUDIO_CODECS)}, got {audio_codec!r}"
             )
         for label, value in (
             ("custom_id", custom_id),
