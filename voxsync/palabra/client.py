@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 from voxsync.palabra import _rest
 from voxsync.palabra.errors import AuthError, SessionError
@@ -228,7 +228,7 @@ class Palabra:
     def stt(
         self,
         language: str = "auto",
-        translate: Union[str, Sequence[str], None] = None,
+        translate: Union[str, Iterable[str], None] = None,
         **options: Any,
     ) -> SpeechToText:
         """A realtime speech-to-text stream (not connected yet; use ``with``).

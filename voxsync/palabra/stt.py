@@ -42,7 +42,7 @@ from voxsync.palabra.realtime import AsrSettings, asr_url, parse_asr_message
 if TYPE_CHECKING:
     from voxsync.palabra.client import Palabra, Session
 
-__all__ = ["DEFAULT_SILENCE_TAIL", "FORMATS", "SpeechToText"]
+__all__ = ["DEFAULT_SILENCE_TAIL", "FORMATS", "SpeechToText", "create_connection"]
 
 log = logging.getLogger("voxsync.palabra")
 
@@ -280,3 +280,23 @@ class SpeechToText(RealtimeSocket):
                     break
                 self._results.wait(0.1)
         self._stream_ended()
+
+
+def create_connection(
+    language: str = "auto",
+    translate: Union[str, Iterable[str], None] = None,
+    *,
+    client_id: Optional[str] = None,
+    client_secret: Optional[str] = None,
+    api_url: Optional[str] = None,
+    **options: Any,
+) -> SpeechToText:
+    """The ``palabra-stt`` provider's factory: ``voxsync.connection("palabra-stt", ...)``.
+
+    Credentials and base URL as for :class:`~voxsync.palabra.Palabra`
+    (arguments or ``PALABRA_CLIENT_ID`` / ``PALABRA_CLIENT_SECRET`` /
+    ``PALABRA_API_URL``); other options as :class:`SpeechToText`.
+    """
+    from voxsync.palabra.client import Palabra
+
+    return Palabra(client_id, client_secret, api_url).stt(language, translate, **options)

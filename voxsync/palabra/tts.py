@@ -55,7 +55,7 @@ from voxsync.request import Request
 if TYPE_CHECKING:
     from voxsync.palabra.client import Palabra, Session
 
-__all__ = ["DEFAULT_SYNTHESIZE_TIMEOUT", "TextToSpeech", "TtsChunk"]
+__all__ = ["DEFAULT_SYNTHESIZE_TIMEOUT", "TextToSpeech", "TtsChunk", "create_connection"]
 
 log = logging.getLogger("voxsync.palabra")
 
@@ -391,3 +391,23 @@ class TextToSpeech(RealtimeSocket):
                 yield event
         if self._fatal is not None:
             raise self._fatal
+
+
+def create_connection(
+    language: str = "en",
+    voice_id: str = "default_low",
+    *,
+    client_id: Optional[str] = None,
+    client_secret: Optional[str] = None,
+    api_url: Optional[str] = None,
+    **options: Any,
+) -> TextToSpeech:
+    """The ``palabra-tts`` provider's factory: ``voxsync.connection("palabra-tts", ...)``.
+
+    Credentials and base URL as for :class:`~voxsync.palabra.Palabra`
+    (arguments or the ``PALABRA_*`` environment variables); other options
+    as :class:`TextToSpeech`.
+    """
+    from voxsync.palabra.client import Palabra
+
+    return Palabra(client_id, client_secret, api_url).tts(language, voice_id, **options)
