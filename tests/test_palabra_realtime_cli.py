@@ -110,3 +110,32 @@ def test_registry_makes_both_products(
     assert tts.input_format is None and tts.output_format.sample_rate == 24000
     stt.close()
     tts.close()
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+@needs_synth
+def test_samples_run_against_the_emulator(emu: PalabraEmulator, tmp_path: Path) -> None:
+    out = tmp_path / "tts.wav"
+    tts = subprocess.run(
+        [sys.executable, str(SAMPLES / "palabra_tts.py"), str(out)],
+        env=env(emu),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tts.returncode == 0, tts.stderr
+    assert sf.info(str(out)).duration > 5
+    stt = subprocess.run(
+        [sys.executable, str(SAMPLES / "palabra_stt.py"), str(sample("meeting.wav")), "es"],
+        env=env(emu),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert stt.returncode == 0, stt.stderr
+    lines = stt.stdout.splitlines()
+    assert lines[0].startswith("[en] ")
+    assert wer(TRANSCRIPTS["meeting.wav"], lines[0][5:]) <= MAX_WER
+    assert lines[1].strip().startswith("[es] ")
