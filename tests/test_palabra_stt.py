@@ -163,8 +163,10 @@ def test_dropped_stream_fails_finish_without_hanging(engine: Any, fault: Palabra
             stt.finish()
         stt.close()
         assert time.monotonic() - started < 10
-        with pytest.raises(DisconnectedError):
+        with pytest.raises(DisconnectedError) as info:
             stt.wait(1)
+        if fault.rate_limit_close:  # the close code is surfaced
+            assert info.value.code == 1008
 
 
 def test_stall_makes_finish_time_out(engine: Any) -> None:

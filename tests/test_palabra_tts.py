@@ -13,9 +13,9 @@ import soundfile as sf
 from voxsync.emulators.engine import make_engine
 from voxsync.emulators.palabra import PalabraEmulator
 from voxsync.emulators.palabra.synth import synthesizer_available
+from voxsync.emulators.palabra.tts import mp3_available
 from voxsync.errors import LocalProtocolError
-from voxsync.palabra import AuthError, Palabra, ServerError
-from voxsync.palabra.realtime import TtsChunk
+from voxsync.palabra import AuthError, Palabra, ServerError, TtsChunk
 
 pytestmark = pytest.mark.skipif(
     not synthesizer_available(), reason="pip install 'voxsync[emulators]' (eSpeak NG)"
@@ -88,6 +88,14 @@ def test_synthesize_wav_at_16k_is_a_complete_file(palabra: Palabra) -> None:
     assert rate == 16000 and len(audio) > 8000
     # the events' pcm is the same audio without the header
     assert b"".join(c.pcm for c in pcm_events) in (b"", audio.tobytes())
+
+
+@pytest.mark.skipif(not mp3_available(), reason="libsndfile without MP3")
+def test_synthesize_mp3(palabra: Palabra) -> None:
+    with palabra.tts(output_format="mp3") as tts:
+        data = tts.synthesize("Hello there.")
+    audio, rate = sf.read(io.BytesIO(data))
+    assert rate == 24000 and len(audio) > 0.5 * rate
 
 
 def test_too_long_text_raises_before_sending(palabra: Palabra, emu: PalabraEmulator) -> None:
