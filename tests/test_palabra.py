@@ -214,6 +214,7 @@ def test_commands_on_the_wire_in_order(palabra: Palabra, emu: PalabraEmulator) -
         session.resume()
         session.set_task(new_task)
         session.get_task()
+        session.speak("Bonjour", "fr")  # a target of the new task
         session.end(eos_timeout=2)
     sent = [(m, d) for m, d in emu.received if m not in ("get_task",)][
         1:
@@ -228,14 +229,15 @@ def test_commands_on_the_wire_in_order(palabra: Palabra, emu: PalabraEmulator) -
         "input_audio_data",
         "set_task",
         "set_task",
+        "tts_task",
         "end_task",
     ]
     assert sent[1][1] == {"text": "Hola!", "language": "es", "translate_text": False}
     assert sent[3][1] == {"text": "Hi all!", "language": "en", "translate_text": True}
     assert sent[4][1] == {"languages": ["global"], "pause_task": False}
     assert sent[8][1] == new_task
-    assert sent[9][1] == {"eos_timeout": 2}
-    assert _types(emu)[-2] == "get_task"
+    assert sent[10][1] == {"eos_timeout": 2}
+    assert _types(emu)[-3] == "get_task"
     events = list(session)
     acks = [(e.command, e.event) for e in events if isinstance(e, TaskInfo) and e.command]
     assert ("pause_task", "paused") in acks and ("set_task", "resumed") in acks
@@ -349,6 +351,7 @@ def test_idle_timeout_closes_1008(palabra: Palabra, emu: PalabraEmulator) -> Non
         session.wait(timeout=5)
     codes = [e.code for e in session if isinstance(e, ServerError)]
     assert codes == ["SERVICE_TIMEOUT"]
+    assert isinstance(session.error, SessionError) and session.error.code == 1008
 
 
 def test_pacing_warning_when_too_fast(palabra: Palabra, emu: PalabraEmulator) -> None:
@@ -391,3 +394,24 @@ def test_emulator_stop_joins_its_threads(monkeypatch: pytest.MonkeyPatch) -> Non
     session.close()
     left = [t.name for t in threading.enumerate() if t.name.startswith("voxsync-emulator-palabra")]
     assert left == []
+
+
+def test_get_task_waits_for_the_answer(palabra: Palabra, emu: PalabraEmulator) -> None:
+    with palabra.translation(source="en", targets=["es"]) as session:
+        info = session.get_task(timeout=5)
+        assert isinstance(info, TaskInfo) and info.status == "running"
+        assert info.task is not None and info.task["pipeline"]["translations"][0] == {
+            "target_language": "es",
+            "speech_generation": {},
+        }
+        session.pause()
+        assert session.get_task(timeout=5).status == "paused"  # type: ignore[union-attr]
+        session.end()
+
+
+def test_rate_limit_close_code_is_surfaced(palabra: Palabra, emu: PalabraEmulator) -> None:
+    emu.faults.rate_limit_close = True
+    with pytest.raises(SessionError) as info:
+        palabra.translation(source="en", targets=["es"]).connect()
+    assert getattr(info.value, "code", None) == 1008 and "1008" in str(info.value)
+    assert emu.sessions == {}

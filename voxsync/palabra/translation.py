@@ -11,7 +11,6 @@ dispatcher thread that runs your handlers.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import (
     TYPE_CHECKING,
@@ -28,8 +27,9 @@ from typing import (
 )
 
 from voxsync.audio.format import AudioFormat
-from voxsync.connection import Connection, EventIterator
+from voxsync.connection import EventIterator
 from voxsync.errors import (
+    AuthenticationError,
     ConfigurationError,
     ConnectionError,
     DisconnectedError,
@@ -46,7 +46,9 @@ from voxsync.palabra.events import (
     TaskInfo,
     Transcript,
 )
+from voxsync.request import Request
 from voxsync.transport.websocket import WebSocketTransport
+from voxsync.wsconnection import Frame, WebSocketConnection
 
 if TYPE_CHECKING:
     from voxsync.palabra.client import Palabra, Session
@@ -78,23 +80,7 @@ _CONNECTION_OPTIONS = (
 )
 
 
-class _Command:
-    """A control frame in the send queue (counts as 0 bytes of audio)."""
-
-    __slots__ = ("frame", "what")
-
-    def __init__(self, frame: str, what: str) -> None:
-        self.frame = frame
-        self.what = what
-
-    def __len__(self) -> int:
-        return 0
-
-    def __repr__(self) -> str:
-        return f"<command {self.what}>"
-
-
-class TranslationSession(Connection):
+class TranslationSession(WebSocketConnection):
     """One translation stream: audio in, transcripts, translations and speech out.
 
     Create it with :meth:`voxsync.palabra.Palabra.translation`. Entering the
@@ -117,10 +103,10 @@ class TranslationSession(Connection):
     """
 
     provider: ClassVar[str] = "palabra"
-    event_names: ClassVar[FrozenSet[str]] = Connection.event_names | frozenset(
+    service: ClassVar[str] = "Palabra"
+    event_names: ClassVar[FrozenSet[str]] = WebSocketConnection.event_names | frozenset(
         {"transcript", "translation", "audio", "task", "end_of_stream"}
     )
-    _uses_reader_thread: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -155,7 +141,10 @@ class TranslationSession(Connection):
         self._task: Dict[str, Any] = dict(task)
         conn_options.setdefault("finish_timeout", 30.0)
         super().__init__(
-            codec.task_input_format(self._task), keepalive_interval=PING_INTERVAL, **conn_options
+            input_format=codec.task_input_format(self._task),
+            output_format=OUTPUT_FORMAT,
+            keepalive_interval=PING_INTERVAL,
+            **conn_options,
         )
         self._client = client
         self._session = session
@@ -163,9 +152,8 @@ class TranslationSession(Connection):
         self._ws_url = ws_url
         self._token = token
         self._ready_timeout = ready_timeout
-        self._ws: Optional[WebSocketTransport] = None
-        self._transport_lock = threading.Lock()
         self._eos_timeout: Optional[float] = None
+        self._stale_task_replies = 0
         self._force = False
         self._iterator: Optional[EventIterator] = None
         self._compressed = self._output_compressed(self._task)
@@ -183,16 +171,6 @@ class TranslationSession(Connection):
     def task(self) -> Dict[str, Any]:
         """The task last sent with ``set_task`` (a copy)."""
         return dict(self._task)
-
-    @property
-    def input_format(self) -> AudioFormat:
-        """What :meth:`send_audio` expects (from the task's ``input_stream``)."""
-        return self.audio_format
-
-    @property
-    def output_format(self) -> AudioFormat:
-        """What ``audio`` events carry: PCM s16le, 24 kHz, mono."""
-        return OUTPUT_FORMAT
 
     @property
     def session(self) -> Optional[Session]:
@@ -237,15 +215,7 @@ class TranslationSession(Connection):
             raise
         return self
 
-    def _open(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-
-        def remaining() -> float:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"connecting to Palabra took more than {timeout} s")
-            return left
-
+    def _create_transport(self, timeout: float) -> WebSocketTransport:
         if self._ws_url is not None and self._token is not None:
             ws_url, token = self._ws_url, self._token
         else:
@@ -254,25 +224,36 @@ class TranslationSession(Connection):
                 session = self._client.create_session()
                 self._owned_session = session
             ws_url, token = session.ws_url, session.publisher
-        # the service appends the token verbatim (no URL-encoding), as its own clients do
-        transport = WebSocketTransport(
-            f"{ws_url}?token={token}", secrets=[token], service="Palabra"
-        )
+        # the service's own clients append the token verbatim (no URL-encoding)
+        return WebSocketTransport(f"{ws_url}?token={token}", secrets=[token], service="Palabra")
+
+    def _open(self, timeout: float) -> None:
+        # the base's handshake, with Palabra's readiness: its own bound (ready_timeout)
+        # and get_task polls while waiting, for servers that send no task_status ack
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"connecting to Palabra took more than {timeout} s")
+            return left
+
+        transport = self._create_transport(remaining())
         with self._transport_lock:
-            self._ws = transport
+            self._transport = transport
         try:
             transport.connect(remaining())
+        except AuthenticationError:
+            raise
         except ConnectionError as exc:
-            if isinstance(exc, VoxsyncError) and type(exc).__name__ == "AuthenticationError":
-                raise
             raise SessionError(str(exc)) from exc
         self._wait_ready(transport)
         self._connect_info = {"task": self.task}
 
     def _wait_ready(self, transport: WebSocketTransport) -> None:
         """Send the task; serve both readiness generations (get_task polls and task_status acks)."""
-        transport.send_text(codec.set_task_frame(self._task))
-        transport.send_text(codec.get_task_frame())
+        self._write_frame(codec.set_task_frame(self._task))
+        self._write_frame(codec.get_task_frame())
         polls_out = 1
         next_poll = time.monotonic() + GET_TASK_INTERVAL
         ready_deadline = time.monotonic() + self._ready_timeout
@@ -284,7 +265,7 @@ class TranslationSession(Connection):
                     "try again later or raise ready_timeout"
                 )
             if now >= next_poll:
-                transport.send_text(codec.get_task_frame())
+                self._write_frame(codec.get_task_frame())
                 polls_out += 1
                 next_poll = now + GET_TASK_INTERVAL
             try:
@@ -294,7 +275,8 @@ class TranslationSession(Connection):
             except ConnectionError as exc:
                 raise SessionError(f"the socket failed while waiting for the task: {exc}") from exc
             if data is None:
-                raise SessionError("Palabra closed the socket before confirming the task")
+                err = transport.disconnected_error("before confirming the task")
+                raise SessionDroppedError(str(err), code=err.code, reason=err.reason)
             if isinstance(data, bytes):
                 log.debug("%s: binary frame before readiness ignored", self.name)
                 continue
@@ -310,6 +292,7 @@ class TranslationSession(Connection):
                 raise TaskError(event.code, event.desc, raw=event.raw)
             if isinstance(event, TaskInfo):
                 if event.command is None:  # current_task: running (or paused) -> ready
+                    self._stale_task_replies = max(0, polls_out - 1)
                     self._deliver(event)
                     return
                 if (
@@ -317,6 +300,8 @@ class TranslationSession(Connection):
                     and event.event in codec.READY_EVENTS
                     and event.status == "running"
                 ):
+                    # the answers to our polls still come: they answer no later get_task()
+                    self._stale_task_replies = polls_out
                     self._deliver(event)
                     return
             self._deliver(self._fill(event))
@@ -328,58 +313,41 @@ class TranslationSession(Connection):
             return dataclasses.replace(event, source_language=self.source_language)
         return event
 
-    def _read_loop(self) -> None:
-        transport = self._ws
-        if transport is None:
+    def _receive(self, frame: Frame) -> None:
+        if isinstance(frame, bytes):
+            self._deliver(RemoteProtocolError("Palabra sent an unexpected binary frame"))
             return
-        while True:
-            data = transport.recv()
-            if data is None:
-                return
-            if isinstance(data, bytes):
-                self._deliver(RemoteProtocolError("Palabra sent an unexpected binary frame"))
-                continue
-            try:
-                event = codec.parse_message(data, compressed_audio=self._compressed)
-            except RemoteProtocolError as exc:
-                log.warning("%s: %s", self.name, exc)
-                self._deliver(exc)
-                continue
-            self._deliver(self._fill(event))
-            if isinstance(event, StreamEnd):
-                self._stream_ended()
+        try:
+            event = codec.parse_message(frame, compressed_audio=self._compressed)
+        except RemoteProtocolError as exc:
+            log.warning("%s: %s", self.name, exc)
+            self._deliver(exc)
+            return
+        if self._stale_task_replies and (
+            (isinstance(event, TaskInfo) and event.command is None)
+            or (isinstance(event, ServerError) and event.code == "NOT_FOUND")
+        ):
+            self._stale_task_replies -= 1  # a readiness poll's answer
+        else:
+            self._offer_reply(event)
+        self._deliver(self._fill(event))
+        if isinstance(event, StreamEnd):
+            self._stream_ended()
 
-    def _write_chunk(self, chunk: Any) -> None:
-        transport = self._ws
-        if transport is None:
-            raise DisconnectedError("the socket is closed")
-        if isinstance(chunk, _Command):
-            transport.send_text(chunk.frame)
-            return
+    def _write_chunk(self, chunk: bytes) -> None:
         size = self._chunk_bytes
         for offset in range(0, len(chunk), size):
-            transport.send_text(codec.audio_frame(chunk[offset : offset + size]))
+            self._write_frame(codec.audio_frame(chunk[offset : offset + size]))
 
     def _end_of_stream(self) -> None:
-        transport = self._ws
-        if transport is None:
+        transport = self._transport
+        if transport is None or transport.closed:
             self._stream_ended()
             return
         if self._force:
-            transport.send_text(codec.end_task_frame(force=True))
+            self._write_frame(codec.end_task_frame(force=True))
         else:
-            transport.send_text(codec.end_task_frame(eos_timeout=self._eos_timeout))
-
-    def _keepalive(self) -> None:
-        transport = self._ws
-        if transport is not None:
-            transport.ping()
-
-    def _close_transport(self) -> None:
-        with self._transport_lock:
-            transport, self._ws = self._ws, None
-        if transport is not None:
-            transport.close()
+            self._write_frame(codec.end_task_frame(eos_timeout=self._eos_timeout))
 
     def close(self) -> None:
         """Close at once and delete the REST session voxsync created (see the base class)."""
@@ -399,7 +367,7 @@ class TranslationSession(Connection):
 
     def _fail(self, exc: VoxsyncError) -> None:
         if isinstance(exc, DisconnectedError) and not isinstance(exc, SessionError):
-            wrapped = SessionDroppedError(str(exc))
+            wrapped = SessionDroppedError(str(exc), code=exc.code, reason=exc.reason)
             wrapped.__cause__ = exc.__cause__ or exc
             exc = wrapped
         super()._fail(exc)
@@ -410,7 +378,7 @@ class TranslationSession(Connection):
         except DisconnectedError as exc:
             if isinstance(exc, SessionError):
                 raise
-            raise SessionDroppedError(str(exc)) from exc.__cause__
+            raise SessionDroppedError(str(exc), code=exc.code, reason=exc.reason) from exc.__cause__
 
     def finish(self, timeout: Optional[float] = None) -> None:
         """Like :meth:`end` without ``eos_timeout`` (the runtime's name for it)."""
@@ -419,7 +387,7 @@ class TranslationSession(Connection):
         except DisconnectedError as exc:
             if isinstance(exc, SessionError):
                 raise
-            raise SessionDroppedError(str(exc)) from exc.__cause__
+            raise SessionDroppedError(str(exc), code=exc.code, reason=exc.reason) from exc.__cause__
 
     def __iter__(self) -> Iterator[Any]:
         """Every event since the session connected, blocking, until it closes.
@@ -433,23 +401,12 @@ class TranslationSession(Connection):
 
     # ------------------------------------------------------------- commands
     def _command(self, frame: str, what: str) -> None:
-        if self.state.value != "open":
-            self._raise_not_open(f"{what}()")
-        item = _Command(frame, what)
-        deadline = time.monotonic() + self._send_timeout
-        import queue
-
-        while True:
-            try:
-                self._send_q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                if self.state.value != "open":
-                    self._raise_not_open(f"{what}()")
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(
-                        f"{what}(): the send queue stayed full for {self._send_timeout} s"
-                    ) from None
+        try:
+            self._send_control(frame)
+        except DisconnectedError as exc:
+            if isinstance(exc, SessionError):
+                raise
+            raise SessionDroppedError(f"{what}(): {exc}", code=exc.code, reason=exc.reason) from exc
 
     def send_audio(self, chunk: Union[bytes, bytearray, memoryview]) -> None:
         """Queue one chunk of audio in :attr:`input_format` (pace it to real time yourself)."""
@@ -490,9 +447,34 @@ class TranslationSession(Connection):
         self._compressed = self._output_compressed(self._task)
         self._command(codec.set_task_frame(self._task), "set_task")
 
-    def get_task(self) -> None:
-        """Ask for the running task; the answer arrives as a ``task`` event."""
-        self._command(codec.get_task_frame(), "get_task")
+    def get_task(self, timeout: Optional[float] = None) -> Optional[TaskInfo]:
+        """Ask for the running task; the answer also arrives as a ``task`` event.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Wait (bounded) for the answer and return it; None returns at once.
+
+        Raises
+        ------
+        TaskError
+            The server answered with an error (e.g. ``NOT_FOUND``).
+        TimeoutError
+            No answer within ``timeout``.
+        """
+        frame = codec.get_task_frame()
+        if timeout is None:
+            self._command(frame, "get_task")
+            return None
+        request = Request(
+            lambda m: isinstance(m, TaskInfo) and m.command is None,
+            error=lambda m: (
+                TaskError(m.code, m.desc, raw=m.raw) if isinstance(m, ServerError) else None
+            ),
+            what="get_task",
+        )
+        reply: TaskInfo = self._request(frame, request, timeout)
+        return reply
 
     def end(
         self,

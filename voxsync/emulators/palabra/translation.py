@@ -312,7 +312,8 @@ class _Session:
                 "transcription_id": tid,
             },
         )
-        self.work.put(("tts", (tid, data["text"], str(language), translate)))
+        chosen = targets if translate else [str(language)]
+        self.work.put(("tts", (tid, data["text"], str(language), translate, chosen)))
 
 
 def serve_translation(
@@ -475,8 +476,7 @@ def _pipeline(s: _Session) -> None:
                 s.engine_session.close()
                 s.engine_session = emu.engine.new_session(_ENGINE_FORMAT.sample_rate)
             elif kind == "tts":
-                tid, text, language, translate = arg
-                targets = [t["target_language"] for t in s.targets] if translate else [language]
+                tid, text, language, translate, targets = arg  # targets when it was asked
                 for target in targets:
                     said = emu.translator(text, language, target) if translate else text
                     if translate:
