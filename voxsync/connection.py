@@ -1199,9 +1199,12 @@ class Connection:
         thread = threading.Thread(
             target=target, name=f"voxsync-{self.provider}-{self._number}-{role}", daemon=True
         )
-        with self._lock:
+        with self._lock:  # registered and started together: close() never joins an unstarted one
+            if self._closing:  # closed meanwhile (e.g. by the "connect" handler): not needed
+                log.debug("%s: closed before the %s thread started", self.name, role)
+                return thread
             self._threads[role] = thread
-        thread.start()
+            thread.start()
         return thread
 
     # ----------------------------------------------------------- internals
