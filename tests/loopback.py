@@ -205,14 +205,14 @@ class LoopbackConnection(Connection):
             if frame is None:
                 return
             msg = json.loads(frame[1])
-            if msg["type"] == "ack":
-                self._offer_reply(msg)
             if msg["type"] == "transcript":
                 self._deliver(Transcript(msg["text"], raw=msg))
             elif msg["type"] == "eos":
                 self._stream_ended()
             else:
                 self._deliver(Message(msg["type"], raw=msg))
+                if msg["type"] == "ack":  # offered after its event is queued
+                    self._offer_reply(msg)
 
     def _write_chunk(self, chunk: bytes) -> None:
         while not self.write_gate.wait(0.05):

@@ -290,3 +290,20 @@ def test_ctrl_c_inside_an_events_loop_closes_the_connection(server):
     assert time.monotonic() - start < 0.3 + 1.0
     assert conn.state == "closed"
     assert voxsync_threads() == []
+
+
+def test_a_command_returns_after_the_handlers_of_its_reply_ran(server):
+    conn = LoopbackConnection(server.port)
+    handled: List[str] = []
+
+    def slow(msg: Any) -> None:
+        time.sleep(0.3)
+        handled.append(msg.raw["id"])
+
+    conn.on("message", slow)
+    conn.connect(timeout=5)
+    try:
+        assert conn.command("c1")["id"] == "c1"
+        assert handled == ["c1"]  # not dropped by a close() right after the command
+    finally:
+        conn.close()

@@ -63,3 +63,20 @@ def test_finish_fails_with_the_close_code_when_the_socket_closes_before_speaker_
     assert phx.events == ["phx_join", "audio", "phx_leave"]  # audio first, then the leave
     assert errors and isinstance(errors[0], DisconnectedError) and errors[0].code == 1008
     assert voxsync_threads() == []
+
+
+def test_a_join_refused_with_a_close_frame_reports_its_code() -> None:
+    def refuse(ws: ServerConnection) -> None:
+        ws.recv()  # the phx_join
+        ws.close(1008, "rate limited")
+
+    with WebSocketServer(refuse, "refusing-server") as srv:
+        conn = ConversationConnection(
+            "call-2", "bob", token="t0ken", identifier="acme", api_url=srv.url
+        )
+        with pytest.raises(DisconnectedError) as info:
+            conn.connect(timeout=5)
+    assert info.value.code == 1008 and info.value.reason == "rate limited"
+    assert "before accepting the stream" in str(info.value)
+    assert conn.state == "idle"
+    assert voxsync_threads() == []

@@ -803,9 +803,17 @@ class Connection:
             self._put_until(self._send_q, _FINISH, deadline)
         if not self._wait_flag(self._stream_done, deadline):
             return False
-        if self._fatal is not None or threading.current_thread() is self._threads.get("dispatch"):
+        if self._fatal is not None:
             return True
-        # let the dispatcher run the handlers of every event received so far
+        return self._wait_dispatched(deadline)
+
+    def _wait_dispatched(self, deadline: float) -> bool:
+        """Wait until the handlers of every event queued so far have run (bounded).
+
+        Returns at once (True) on the dispatcher thread itself.
+        """
+        if threading.current_thread() is self._threads.get("dispatch"):
+            return True
         with self._lock:
             barrier = None if self._dispatch_stopped else threading.Event()
             if barrier is not None:
@@ -1115,6 +1123,11 @@ class Connection:
         thread may call this, including a handler (the reply is matched on
         the receiving thread).
 
+        When it returns (or raises the error reply), the handlers of every
+        event delivered before the reply was offered have run - unless it is
+        called from a handler, which must not wait for the dispatcher it runs
+        on. Providers deliver a reply's events before offering it.
+
         Returns
         -------
         The matching message.
@@ -1129,10 +1142,19 @@ class Connection:
         Exception
             The error reply, as built by the request's ``error`` function.
         """
+        deadline = time.monotonic() + timeout
         self._start_request(request)
         try:
             self._send_control(frame)
-            return request.wait(timeout)
+            try:
+                reply = request.wait(timeout)
+            except (TimeoutError, DisconnectedError):
+                raise
+            except Exception:  # an error reply: its events reach the handlers first, too
+                self._wait_dispatched(deadline)
+                raise
+            self._wait_dispatched(deadline)
+            return reply
         finally:
             self._end_request(request)
 

@@ -107,7 +107,7 @@ class BotConnection(WebSocketConnection):
     session_id : str
         Optional session id sent in ``OPEN``.
     audio_codec : {"linear", "g711a", "g711u"}
-        Audio encoding; sets :attr:`audio_format` (always 8 kHz mono).
+        Audio encoding; sets :attr:`input_format` (always 8 kHz mono).
     command_timeout : float
         Default seconds a command method waits for the server's answer.
     silence_chunk_ms : int
@@ -122,7 +122,18 @@ class BotConnection(WebSocketConnection):
     calling thread until the server answers; they may be called from any
     thread, including a handler, but one command at a time makes sense for
     a dialogue. A command the session's state does not allow raises
-    :class:`~voxsync.errors.LocalProtocolError` without being sent.
+    :class:`~voxsync.errors.LocalProtocolError` without being sent. Commands
+    are written in order with the audio queued before them (see
+    :meth:`voxsync.connection.Connection._request`) and return after the
+    handlers of their answer's events ran (unless called from a handler).
+
+    :meth:`finish` (or leaving a ``with`` block) ends the session gracefully:
+    it waits for a running recognition's result, sends ``CLOSE`` and returns
+    after ``CLOSED``; if the socket closes first it raises
+    :class:`~voxsync.errors.DisconnectedError` with the close code and
+    reason. :meth:`close` is immediate: it sends no ``CLOSE`` and does not
+    wait for the server; a command still waiting raises
+    :class:`~voxsync.errors.DisconnectedError` at once.
     """
 
     provider: ClassVar[str] = "uhlive-bot"
@@ -321,8 +332,8 @@ class BotConnection(WebSocketConnection):
                 self._send_control(close_frame)
             except VoxsyncError:
                 log.debug("%s: CLOSE after the last result could not be sent", self.name)
-        self._offer_reply(event)
         self._emit(event)
+        self._offer_reply(event)  # after its events, so a command returns after their handlers
         if isinstance(event, Closed):
             if self._finishing or self._close_sent:
                 # our CLOSE was answered (the end-of-stream marker): the server may now

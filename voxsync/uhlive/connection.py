@@ -353,8 +353,8 @@ class ConversationConnection(WebSocketConnection):
             log.warning("%s: %s", self.name, exc)
             self._deliver(exc)
             return
-        self._offer_reply(event)
         self._handle(event)
+        self._offer_reply(event)
         if left:
             if not self._leaving:
                 self._server_ended(event)
