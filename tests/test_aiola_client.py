@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import threading
 import time
 import wave
@@ -758,3 +759,124 @@ def test_a_malformed_socketio_packet_is_a_remote_protocol_error(scripted: AiolaE
     assert len(errors) == 1 and isinstance(errors[0], RemoteProtocolError)
     assert "cannot be decoded" in str(errors[0]) and "cut" in str(errors[0])
     assert [ev.text for ev in rec.of("transcript")][:1] == ["one"]
+
+
+class FreezingProxy:
+    """A TCP relay to the emulator that can stop forwarding (a server that stops answering)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self.stopped = threading.Event()
+        self.sockets: List[socket.socket] = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(a, b), daemon=True)
+                thread.start()
+                self.threads.append(thread)
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        while not self.stopped.is_set():
+            try:
+                data = a.recv(65536)
+            except OSError:
+                return
+            while self.frozen.is_set() and not self.stopped.is_set():
+                time.sleep(0.05)  # hold everything: no answer, no close
+            if not data:
+                with contextlib.suppress(OSError):
+                    b.shutdown(socket.SHUT_WR)
+                return
+            try:
+                b.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.mark.parametrize("transports", [("websocket",), ("polling",)], ids=["websocket", "polling"])
+def test_close_and_finish_are_bounded_when_the_server_stops_answering(
+    transports: Tuple[str, ...],
+) -> None:
+    engine = make_engine("scripted", every_bytes=16000, partial_ms=0)
+    with AiolaEmulator(engine=engine) as emu:
+        proxy = FreezingProxy(emu.port)
+        try:
+            client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
+            conn = client.stt.stream(transports=transports)
+            conn.connect(timeout=10)
+            for chunk in chunks(bytes(16000)):
+                conn.send(chunk)
+            time.sleep(0.3)
+            proxy.frozen.set()
+            conn.send(bytes(CHUNK))
+            started = time.monotonic()
+            conn.close()
+            assert time.monotonic() - started < 2.5
+            # finish() on a second stream: its own timeout, then the same bounded close
+            proxy.frozen.clear()
+            conn = client.stt.stream(transports=transports, finish_silence=0.2)
+            conn.connect(timeout=10)
+            conn.send(bytes(CHUNK))
+            proxy.frozen.set()
+            started = time.monotonic()
+            with pytest.raises(voxsync.errors.TimeoutError):
+                conn.finish(timeout=1.0)
+            assert time.monotonic() - started < 1.0 + 2.5
+        finally:
+            proxy.close()
+
+
+def _loud(seconds: float) -> bytes:
+    import numpy as np
+
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes()
+
+
+def test_finish_waits_for_the_transcript_of_speech_sent() -> None:
+    engine = make_engine("scripted", every_bytes=32000, transcripts=["late"], partial_ms=0)
+    # the server acknowledges the audio at once but its transcript comes 1.5 s later
+    emu = AiolaEmulator(engine=engine, faults=AiolaFaults(event_delay=1.5))
+    with emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(finish_silence=0.1)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(1.0)):
+            conn.send(chunk)
+        conn.finish(timeout=10)
+    assert [ev.text for ev in rec.of("transcript")] == ["late"]
+
+
+def test_finish_gives_up_with_timeout_error_when_speech_is_never_transcribed() -> None:
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)  # never transcribes
+    with AiolaEmulator(engine=engine) as emu, client_for(emu, api_key="k") as client:
+        conn = client.stt.stream(finish_silence=0.1)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(0.5)):
+            conn.send(chunk)
+        started = time.monotonic()
+        with pytest.raises(voxsync.errors.TimeoutError, match="finish"):
+            conn.finish(timeout=1.5)
+        assert 1.4 <= time.monotonic() - started < 1.5 + 2.5

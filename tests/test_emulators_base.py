@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+from blocked import run_without_server_packages
 
 import voxsync.emulators.uhlive
 from voxsync.emulators.base import EmulatorServer, ThreadRegistry
@@ -132,6 +133,17 @@ def _emulate(name: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
 def _exports(proc: subprocess.Popen[str], count: int) -> Dict[str, str]:
     assert proc.stderr is not None
     lines = [proc.stderr.readline().strip() for _ in range(count + 1)]
@@ -165,12 +177,9 @@ def test_voxsync_emulate_uhlive_prints_the_lines_to_paste() -> None:
             timeout=10,
         )
         assert token.count(".") == 2
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        _stop(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        _kill(proc)
 
 
 def test_voxsync_emulate_aiola_prints_the_lines_to_paste() -> None:
@@ -186,39 +195,14 @@ def test_voxsync_emulate_aiola_prints_the_lines_to_paste() -> None:
             api_key=env["AIOLA_API_KEY"], auth_base_url=env["AIOLA_BASE_URL"]
         )
         assert result.access_token
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        _stop(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-
-
-BLOCK = """
-import importlib.abc, sys
-
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"websockets", "werkzeug", "simple_websocket"}:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Block())
-from voxsync.cli import main
-sys.exit(main(["emulate", sys.argv[1]]))
-"""
+        _kill(proc)
 
 
 @pytest.mark.parametrize("name", ["aiola", "uhlive"])
 def test_emulate_without_the_server_packages_says_what_to_install(name: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCK, name],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = run_without_server_packages(["emulate", name])
     assert result.returncode == 1
     assert result.stdout == ""
     assert "pip install 'voxsync[emulators]'" in result.stderr, result.stderr

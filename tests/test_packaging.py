@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from blocked import run_without_server_packages
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_ONLY = {"websockets", "werkzeug"}  # simple-websocket also comes with python-engineio
@@ -49,32 +50,10 @@ def test_build_system_and_license() -> None:
     assert '".[test,lint,emulators]"' in run_sh
 
 
-BLOCK = """
-import importlib.abc, sys
-
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"websockets", "werkzeug", "simple_websocket"}:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Block())
-from voxsync.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def test_the_main_job_runs_without_the_server_packages() -> None:
     """What a lean install has is enough for the README's first command."""
     sample = ROOT / "samples" / "audio" / "quick_brown_fox.wav"
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCK, "transcribe", "--no-partials", str(sample)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    result = run_without_server_packages(["transcribe", "--no-partials", str(sample)])
     assert result.returncode == 0, result.stderr
     assert "brown fox" in result.stdout.lower()
 

@@ -58,6 +58,8 @@ def test_the_private_api_the_adapter_overrides_is_there() -> None:
         assert hasattr(eio, name), name
     assert hasattr(eio, "external_http") and hasattr(eio, "current_transport")
     assert isinstance(eio.queue, HandOffQueue)
+    assert callable(eio.http_factory) and not eio.external_http  # a session factory is taken
+    assert "self.http_factory()" in inspect.getsource(client._send_request)
     assert isinstance(SocketIOClient().eio, EngineIOClient)
 
 

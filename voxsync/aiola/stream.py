@@ -573,12 +573,12 @@ class AiolaConnection(Connection):
     def _end_of_stream(self) -> None:
         """Append silence so the service ends the last utterance; wait for its results.
 
-        aiOla has no end-of-audio message. The silence is sent asking for an
+        aiOla has no end-of-audio message. First, finish waits for the
+        transcript of any speech sent since the previous transcript (speech
+        is told by signal level). The silence is sent asking for an
         acknowledgement: a server that gives one has then processed all the
         audio, and finish waits until no event came for ``finish_quiet``
-        seconds after it. Without an acknowledgement, finish waits for the
-        transcript of speech sent since the previous transcript (speech is
-        told by signal level), then for a quiet period of at least 2 s.
+        seconds after it; without one, for a quiet period of at least 2 s.
         The wait has no bound of its own: when ``finish()``'s timeout runs out
         it closes the connection, which ends it, and raises ``TimeoutError``.
         """
@@ -587,14 +587,17 @@ class AiolaConnection(Connection):
             silence = bytes(self.audio_format.nbytes(self._finish_silence))
             self._emit_audio(silence, callback=lambda *_: acked.append(time.monotonic()))
         sent = time.monotonic()
+        # without an acknowledgement, speech sent faster than the service
+        # transcribes it can look transcribed (its transcript may be an
+        # earlier utterance's): wait for a longer quiet period
         fallback_quiet = max(2.0, 2 * self._finish_quiet)
         while not self._stop.is_set():
             now = time.monotonic()
             last = max(self._last_event, sent)
-            if acked:
+            if self._speech.pending:
+                until = now + 0.05  # speech not transcribed yet: keep waiting (bounded by finish)
+            elif acked:
                 until = max(last, acked[0]) + self._finish_quiet
-            elif self._speech.pending:
-                until = now + 0.05  # speech not transcribed yet: keep waiting
             else:
                 until = last + fallback_quiet
             if now >= until:

@@ -28,12 +28,18 @@ import contextlib
 import functools
 import logging
 import queue
+import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+import weakref
+from typing import Any, Callable, Dict, Optional, cast
 
 import engineio
+import requests
+import requests.adapters
 import socketio
+import urllib3
+import urllib3.connection
 
 from voxsync.redact import RedactingFilter
 
@@ -124,6 +130,60 @@ class HandOffQueue(queue.Queue):  # type: ignore[type-arg]
             self.not_full.notify_all()
 
 
+class _SocketRegistry:
+    """The TCP sockets an HTTP session opened, so that a close can cut them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def add(self, sock: Optional[socket.socket]) -> None:
+        if sock is not None:
+            with self._lock:
+                self._sockets.add(sock)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _tracked_session(registry: _SocketRegistry) -> requests.Session:
+    """A requests session whose connections register their sockets in ``registry``."""
+
+    def track(base: type) -> type:
+        def connect(self: Any) -> None:
+            cast(Any, base).connect(self)
+            registry.add(getattr(self, "sock", None))
+
+        return type(f"Tracked{base.__name__}", (base,), {"connect": connect})
+
+    pools = {
+        "http": type(
+            "TrackedHTTPPool",
+            (urllib3.HTTPConnectionPool,),
+            {"ConnectionCls": track(urllib3.connection.HTTPConnection)},
+        ),
+        "https": type(
+            "TrackedHTTPSPool",
+            (urllib3.HTTPSConnectionPool,),
+            {"ConnectionCls": track(urllib3.connection.HTTPSConnection)},
+        ),
+    }
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+    session = requests.Session()
+    session.mount("http://", Adapter())
+    session.mount("https://", Adapter())
+    return session
+
+
 class EngineIOClient(engineio.Client):  # type: ignore[misc]
     """engineio client whose threads belong to the voxsync connection.
 
@@ -138,8 +198,20 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
     queue: HandOffQueue
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._sockets = _SocketRegistry()
+        if "http_session" not in kwargs:
+            kwargs["http_session"] = functools.partial(_tracked_session, self._sockets)
         super().__init__(*args, **kwargs)
         self._close_lock = threading.Lock()
+
+    def abort_io(self) -> None:
+        """Shut down every socket of the transport: blocked reads and writes end at once."""
+        ws = self.ws
+        sock = getattr(ws, "sock", None) if ws is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._sockets.shutdown()
 
     def create_queue(self, *args: Any, **kwargs: Any) -> HandOffQueue:
         return HandOffQueue()
@@ -156,12 +228,16 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
         return super()._trigger_event(event, *args, **kwargs)
 
     def disconnect(self, abort: bool = False, reason: Any = None) -> None:
-        """Close with bounded waits, from any thread (the reader's included).
+        """Close within about :data:`JOIN_TIMEOUT` seconds, from any thread.
 
         engineio's own version joins the reader without a timeout (a
-        long-poll can last 45 s when the server is gone), cannot run on the
+        long-poll can last 45 s when the server is gone), waits up to that
+        long for the server's WebSocket close reply, cannot run on the
         reader thread (which handles server-initiated closes here), and with
-        ``abort`` may drain the writer's stop sentinel from the queue.
+        ``abort`` may drain the writer's stop sentinel from the queue. Here
+        the writer gets a short while to send the CLOSE packet; then the
+        transport's sockets are shut down, which ends blocked reads and
+        writes whatever the server does.
         """
         with self._close_lock:
             if self.state != "connected":
@@ -176,15 +252,15 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
         self._trigger_event("disconnect", reason or self.reason.CLIENT_DISCONNECT, run_async=False)
         writer = self.write_loop_task
         if writer is not None and writer is not current:
-            writer.join(JOIN_TIMEOUT)
+            writer.join(JOIN_TIMEOUT / 2)  # time to flush the CLOSE packet
+        self.abort_io()
         if self.current_transport == "websocket" and self.ws is not None:
-            try:
-                self.ws.close(timeout=1.0)
-            except Exception:
-                log.debug("closing the websocket raised", exc_info=True)
-        reader = self.read_loop_task
-        if reader is not None and reader is not current:
-            reader.join(JOIN_TIMEOUT)
+            with contextlib.suppress(Exception):
+                self.ws.shutdown()
+        deadline = time.monotonic() + JOIN_TIMEOUT / 2
+        for thread in (writer, self.read_loop_task):
+            if thread is not None and thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
         self.state = "disconnected"
         with contextlib.suppress(ValueError):
             engineio.base_client.connected_clients.remove(self)
