@@ -177,7 +177,7 @@ def test_parse_control_messages() -> None:
     ack = parse_message(
         _frame("task_status", {"command": "set_task", "event": "started", "task_status": "running"})
     )
-    assert isinstance(ack, TaskInfo) and (ack.command, ack.event) == ("set_task", "started")
+    assert isinstance(ack, TaskInfo) and (ack.command, ack.change) == ("set_task", "started")
     for marker in ("eos", "end_of_stream"):
         end = parse_message(_frame(marker, {}))
         assert (

@@ -180,12 +180,23 @@ class SpeakerStream:
                     done = False
                     break
                 self._drained.wait(min(_POLL * 5, left))
-        if done and self._stream is not None:
-            # let the device play out its own buffer
-            latency = float(getattr(self._stream, "latency", 0.0) or 0.0)
-            time.sleep(min(max(0.0, deadline - time.monotonic()), latency + 0.05))
+        stream = self._stream
+        if done and stream is not None:
+            # PortAudio's stop() returns once the device played what it holds
+            finisher = threading.Thread(
+                target=self._stop_stream, args=(stream,), name="voxsync-speaker-stop", daemon=True
+            )
+            finisher.start()
+            finisher.join(max(0.0, deadline - time.monotonic()) + 0.5)
+            done = not finisher.is_alive()
         self.close()
         return done
+
+    def _stop_stream(self, stream: Any) -> None:
+        try:
+            stream.stop()
+        except Exception:
+            logger.debug("speaker %d: stopping the device failed", self.number, exc_info=True)
 
     def close(self) -> None:
         """Close the device at once; queued audio is discarded. Idempotent."""

@@ -11,96 +11,87 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
-import requests
-
+from voxsync.errors import VoxsyncError
 from voxsync.palabra.errors import AuthError, SessionError
-from voxsync.redact import redact
+from voxsync.transport.http import HttpClient, HttpFailure
 
 log = logging.getLogger("voxsync.palabra")
 
-#: Attempts in total for a transient failure, and the pauses between them.
+#: Attempts in total for a transient failure; the first retry waits BACKOFF s, then twice that.
 ATTEMPTS = 3
-BACKOFF = (0.5, 1.0)
-#: Seconds one HTTP request may take.
+BACKOFF = 0.5
+#: Seconds one HTTP attempt may take.
 REQUEST_TIMEOUT = 15.0
 
 
-def _problem(body: Any) -> str:
-    """The server's explanation from an error body (RFC 9457-like or free text)."""
-    if isinstance(body, Mapping):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-            first = errors[0]
-            return str(first.get("detail") or first.get("title") or first.get("error_code") or "")
-        for key in ("detail", "message", "error"):
-            if body.get(key):
-                return str(body[key])
-    return ""
+def _refusal(failure: HttpFailure) -> Optional[VoxsyncError]:
+    if failure.status in (401, 403, 404):
+        return AuthError(
+            f"Palabra refused {failure.what} with HTTP {failure.status} ({failure.detail}); "
+            "check PALABRA_CLIENT_ID / PALABRA_CLIENT_SECRET and PALABRA_API_URL",
+            status_code=failure.status,
+        )
+    return None  # the default: ServerError, retried for 5xx
+
+
+def make_http(api_url: str, secrets: Tuple[str, ...]) -> HttpClient:
+    """The HTTP client of one :class:`~voxsync.palabra.Palabra` (Palabra's retry policy)."""
+    return HttpClient(
+        api_url,
+        timeout=REQUEST_TIMEOUT,
+        retries=ATTEMPTS - 1,
+        backoff=BACKOFF,
+        headers={"User-Agent": "voxsync-palabra"},
+        secrets=secrets,
+        auth_statuses=(),
+        errors=_refusal,
+    )
 
 
 def request(
+    http: HttpClient,
     method: str,
-    url: str,
+    path: str,
     headers: Mapping[str, str],
     *,
     body: Optional[Mapping[str, Any]] = None,
-    secrets: Tuple[str, ...] = (),
-    sleep: Callable[[float], None] = time.sleep,
-) -> Tuple[int, Any]:
-    """One REST call with Palabra's retry policy; returns ``(status, json body or None)``.
+    what: str,
+) -> Any:
+    """One REST call; returns the JSON body (or None).
 
     Raises
     ------
     AuthError
         HTTP 401, 403 or 404 (wrong credentials or wrong base URL).
     SessionError
-        Other 4xx, or 5xx / network errors after the last attempt.
+        Other refusals, or 5xx / network errors after the last attempt.
     """
-    last: Optional[BaseException] = None
-    what = f"{method} {redact(url, secrets)}"
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            sleep(BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
-        try:
-            resp = requests.request(
-                method, url, headers=dict(headers), json=body, timeout=REQUEST_TIMEOUT
-            )
-        except requests.RequestException as exc:
-            last = exc
-            log.debug("%s failed (attempt %d): %s", what, attempt + 1, redact(exc, secrets))
-            continue
-        try:
-            payload: Any = resp.json() if resp.content else None
-        except ValueError:
-            payload = None
-        status = resp.status_code
-        if status >= 500:
-            last = SessionError(f"Palabra answered {what} with HTTP {status}")
-            log.debug("%s: HTTP %d (attempt %d)", what, status, attempt + 1)
-            continue
-        if status in (401, 403, 404):
-            detail = _problem(payload)
-            raise AuthError(
-                f"Palabra refused {what} with HTTP {status}"
-                + (f" ({redact(detail, secrets)})" if detail else "")
-                + "; check PALABRA_CLIENT_ID / PALABRA_CLIENT_SECRET and PALABRA_API_URL",
-                status_code=status,
-            )
-        if status >= 400:
-            detail = _problem(payload)
-            raise SessionError(
-                f"Palabra refused {what} with HTTP {status}"
-                + (f": {redact(detail, secrets)}" if detail else "")
-            )
-        return status, payload
-    if isinstance(last, SessionError):
-        raise SessionError(f"{last} ({ATTEMPTS} attempts)")
-    raise SessionError(
-        f"cannot reach Palabra for {what} after {ATTEMPTS} attempts: {redact(last, secrets)}"
-    ) from last
+    try:
+        response = http.request(
+            method,
+            path,
+            json=body,
+            headers=dict(headers),
+            expected=range(200, 400),
+            what=what,
+        )
+    except AuthError:
+        raise
+    except VoxsyncError as exc:
+        raise SessionError(
+            f"{exc}" + (f" ({ATTEMPTS} attempts)" if _transient(exc) else "")
+        ) from exc
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
+
+
+def _transient(exc: VoxsyncError) -> bool:
+    status = getattr(exc, "status_code", None)
+    return status is None or (isinstance(status, int) and status >= 500)
 
 
 def session_from_reply(payload: Any) -> Dict[str, Any]:

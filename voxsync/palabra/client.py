@@ -113,6 +113,17 @@ class Palabra:
         )
         url = api_url or os.environ.get("PALABRA_API_URL") or DEFAULT_API_URL
         self.api_url = url.rstrip("/")
+        self._http = _rest.make_http(self.api_url, self._secrets())
+
+    def close(self) -> None:
+        """Release pooled HTTP connections (the client stays usable)."""
+        self._http.close()
+
+    def __enter__(self) -> Palabra:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (
@@ -127,11 +138,7 @@ class Palabra:
                 "no Palabra credentials: set PALABRA_CLIENT_ID and PALABRA_CLIENT_SECRET "
                 "(or pass client_id= and client_secret=), or connect with ws_url= and token="
             )
-        return {
-            "ClientID": self.client_id,
-            "ClientSecret": self._client_secret,
-            "User-Agent": "voxsync-palabra",
-        }
+        return {"ClientID": self.client_id, "ClientSecret": self._client_secret}
 
     def _secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.client_id, self._client_secret) if s)
@@ -152,12 +159,13 @@ class Palabra:
             Other refusals, or the API stayed unreachable / 5xx over 3 attempts.
         """
         headers = self._headers()
-        _, payload = _rest.request(
+        payload = _rest.request(
+            self._http,
             "POST",
-            f"{self.api_url}/session-storage/session",
+            "/session-storage/session",
             headers,
             body={"data": data},
-            secrets=self._secrets(),
+            what="create session",
         )
         return Session.from_data(_rest.session_from_reply(payload))
 
@@ -173,10 +181,11 @@ class Palabra:
         if not session_id:
             raise SessionError("delete_session() needs a session with an id")
         _rest.request(
+            self._http,
             "DELETE",
-            f"{self.api_url}/session-storage/sessions/{session_id}",
+            f"/session-storage/sessions/{session_id}",
             self._headers(),
-            secrets=self._secrets(),
+            what=f"delete session {session_id}",
         )
 
     # ------------------------------------------------------------- streams

@@ -400,7 +400,7 @@ def parse_message(frame: Union[str, bytes], *, compressed_audio: bool = False) -
         return TaskInfo(
             status=_str(data, "task_status", message_type),
             command=_str(data, "command", message_type),
-            event=_str(data, "event", message_type),
+            change=_str(data, "event", message_type),
             raw=raw,
         )
     if message_type in END_MARKERS:

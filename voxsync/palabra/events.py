@@ -112,9 +112,9 @@ class TaskInfo(Event):
         ``"running"`` or ``"paused"``.
     task : Mapping or None
         The task echo (``current_task``); None for a ``task_status`` ack.
-    command, event : str or None
+    command, change : str or None
         For ``task_status`` acks: the command acknowledged and what happened
-        (``started``, ``updated``, ``paused``, ...).
+        (the message's ``event``: ``started``, ``updated``, ``paused``, ...).
     """
 
     name: ClassVar[str] = "task"
@@ -122,11 +122,11 @@ class TaskInfo(Event):
     status: Optional[str] = None
     task: Optional[Mapping[str, Any]] = None
     command: Optional[str] = None
-    event: Optional[str] = None
+    change: Optional[str] = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
-        what = f" {self.command}/{self.event}" if self.command else ""
+        what = f" {self.command}/{self.change}" if self.command else ""
         return f"<TaskInfo {self.status}{what}>"
 
 

@@ -297,7 +297,7 @@ class TranslationSession(WebSocketConnection):
                     return
                 if (
                     event.command == "set_task"
-                    and event.event in codec.READY_EVENTS
+                    and event.change in codec.READY_EVENTS
                     and event.status == "running"
                 ):
                     # the answers to our polls still come: they answer no later get_task()

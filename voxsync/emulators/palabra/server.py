@@ -17,7 +17,7 @@ A small front accepts each TCP connection and peeks at its first bytes:
 and checks the token (HTTP 401 when it is not valid).
 
 Every thread is named ``voxsync-emulator-palabra-...`` and joined by
-:meth:`PalabraEmulator.stop`.
+:meth:`PalabraEmulator.stop` (see :class:`voxsync.emulators.base.EmulatorServer`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from websockets.server import ServerProtocol
 from websockets.sync.server import Server, ServerConnection
 
 # the HTTP and websockets plumbing the emulators share
+from voxsync.emulators.base import EmulatorServer, url_host
 from voxsync.emulators.uhlive.server import (
     _http_response,
     _HttpRequest,
@@ -127,7 +128,7 @@ class PalabraFaults:
     double_encode: bool = False
 
 
-class PalabraEmulator:
+class PalabraEmulator(EmulatorServer):
     """A local Palabra server on ``host:port`` (0 picks a free port).
 
     Parameters
@@ -158,6 +159,8 @@ class PalabraEmulator:
         Passed to ``make_engine`` (``transcripts=``, ``vocabulary=``).
     """
 
+    name = "palabra"
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -175,13 +178,7 @@ class PalabraEmulator:
         pacing_tolerance: float = 2.0,
         **engine_options: Any,
     ) -> None:
-        self.host = host
-        self._requested_port = port
-        self.port = port
-        self._engine_spec = engine
-        self._engine_options = engine_options
-        self.engine: Any = None
-        self._owns_engine = False
+        super().__init__(host, port, engine, **engine_options)
         if translations:
             cycle = itertools.cycle(list(translations))
             lock = threading.Lock()
@@ -199,7 +196,6 @@ class PalabraEmulator:
         self.idle_timeout = idle_timeout
         self.ready_delay = ready_delay
         self.pacing_tolerance = pacing_tolerance
-        self.stopping = threading.Event()
         #: session id -> create reply ``data``
         self.sessions: Dict[str, Dict[str, Any]] = {}
         #: every frame received on translation sockets, for tests: (message_type, data)
@@ -207,13 +203,8 @@ class PalabraEmulator:
         self._tokens: Dict[str, str] = {}
         self._routes: List[Tuple[str, Callable[[str], bool], SocketHandler]] = []
         self._lock = threading.Lock()
-        self._threads: Set[threading.Thread] = set()
-        self._counter = itertools.count(1)
         self._connections: Set[ServerConnection] = set()
-        self._raw_sockets: Set[socket.socket] = set()
-        self._listener: Optional[socket.socket] = None
         self._shim = _ServerShim()
-        self._started = False
         self._synthesizer: Any = None
         from voxsync.emulators.palabra.translation import serve_translation
 
@@ -226,14 +217,9 @@ class PalabraEmulator:
 
     # ------------------------------------------------------------- info
     @property
-    def base_url(self) -> str:
-        """``http://host:port``: the REST base (``PALABRA_API_URL``)."""
-        return f"http://{self._url_host}:{self.port}"
-
-    @property
     def ws_base(self) -> str:
         """``ws://host:port``."""
-        return f"ws://{self._url_host}:{self.port}"
+        return f"ws://{url_host(self.host)}:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -244,13 +230,6 @@ class PalabraEmulator:
     def ws_tts_url(self) -> str:
         """The realtime TTS socket advertised in session replies."""
         return self.ws_base + TTS_PATH
-
-    @property
-    def _url_host(self) -> str:
-        host = self.host
-        if host in ("0.0.0.0", ""):
-            return "127.0.0.1"
-        return f"[{host}]" if ":" in host else host
 
     def env(self) -> Dict[str, str]:
         """Environment variables pointing ``voxsync.palabra.Palabra()`` at this emulator."""
@@ -309,137 +288,36 @@ class PalabraEmulator:
                 self._synthesizer = SpeechSynthesizer()
             return self._synthesizer
 
-    # ------------------------------------------------------------ threads
-    def start_thread(self, role: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
-        """Start a daemon thread ``voxsync-emulator-palabra-<role>-<n>``, joined by ``stop()``."""
-        thread = threading.Thread(
-            target=target,
-            args=args,
-            name=f"{_THREAD_PREFIX}-{role}-{next(self._counter)}",
-            daemon=True,
-        )
-        self.adopt_thread(thread)
-        thread.start()
-        return thread
-
-    def adopt_thread(self, thread: threading.Thread, role: Optional[str] = None) -> None:
-        """Have ``stop()`` join ``thread`` (renamed after ``role`` if given)."""
-        if role is not None:
-            thread.name = f"{_THREAD_PREFIX}-{role}-{next(self._counter)}"
-        with self._lock:
-            self._threads = {t for t in self._threads if t.is_alive() or not t.ident}
-            self._threads.add(thread)
-
-    # ---------------------------------------------------------- lifecycle
-    def start(self) -> PalabraEmulator:
-        """Bind, then serve in background threads. Returns ``self``."""
-        if self._started:
-            return self
-        from voxsync.emulators.engine import make_engine
-
-        if isinstance(self._engine_spec, str):
-            self.engine = make_engine(self._engine_spec, **self._engine_options)
-            self._owns_engine = True
-        else:
-            self.engine = self._engine_spec
-        listener = socket.create_server((self.host, self._requested_port))
-        self._listener = listener
-        self.port = listener.getsockname()[1]
-        self.stopping.clear()
+    # ------------------------------------------------------------ hooks
+    def _prepare(self) -> None:
         self._shim = _ServerShim()
-        self._started = True
-        self.start_thread("accept", self._accept_loop, listener)
-        log.info("palabra emulator listening on %s", self.base_url)
-        return self
+        # load one recognizer now: loading holds the interpreter lock for seconds, which
+        # must not happen while a client streams (the engine pools it for the first socket)
+        self.engine.new_session(16000).close()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Close every socket and join every thread (idempotent)."""
-        if not self._started:
-            return
-        self._started = False
-        self.stopping.set()
+    def _close_clients(self) -> None:
         self._shim.socket_closed.set()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
         with self._lock:
             conns = list(self._connections)
-            raws = list(self._raw_sockets)
         for conn in conns:
             conn.close_socket()
-        for raw in raws:
-            try:
-                raw.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
-        current = threading.current_thread()
-        with self._lock:
-            threads = [t for t in self._threads if t is not current]
-        for thread in threads:
-            thread.join(max(0.01, deadline - time.monotonic()))
-        alive = [t.name for t in threads if t.is_alive()]
-        if alive:
-            log.warning("palabra emulator: threads still alive after stop: %s", alive)
-        if self._owns_engine and self.engine is not None:
-            self.engine.close()
-        log.info("palabra emulator stopped")
 
-    def __enter__(self) -> PalabraEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<PalabraEmulator {self.base_url if self._started else 'stopped'}>"
-
-    # -------------------------------------------------------------- front
-    def _accept_loop(self, listener: socket.socket) -> None:
-        while not self.stopping.is_set():
-            try:
-                sock, _addr = listener.accept()
-            except OSError:
+    def _handle(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(_HANDSHAKE_TIMEOUT)
+        head = self._peek(sock)
+        if head is None:
+            return
+        if head.startswith((b"POST ", b"DELET", b"PUT ")):
+            request = _read_http_request(sock)
+            if request is None:
+                _http_response(sock, 400, {"ok": False, "errors": [{"detail": "bad request"}]})
                 return
-            if self.stopping.is_set():
-                sock.close()
-                return
-            self.start_thread("conn", self._serve_socket, sock)
-
-    def _serve_socket(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._raw_sockets.add(sock)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(_HANDSHAKE_TIMEOUT)
-            head = self._peek(sock)
-            if head is None:
-                return
-            if head.startswith((b"POST ", b"DELET", b"PUT ")):
-                request = _read_http_request(sock)
-                if request is None:
-                    _http_response(sock, 400, {"ok": False, "errors": [{"detail": "bad request"}]})
-                    return
-                status, body = self._rest(request)
-                _http_response(sock, status, body)
-                return
-            sock.settimeout(None)
-            with self._lock:
-                self._raw_sockets.discard(sock)
-            self._serve_websocket(sock)
-        except OSError as exc:
-            log.debug("palabra emulator: socket error: %s", exc)
-        finally:
-            with self._lock:
-                self._raw_sockets.discard(sock)
-            try:
-                sock.close()
-            except OSError:
-                pass
+            status, body = self._rest(request)
+            _http_response(sock, status, body)
+            return
+        sock.settimeout(None)
+        self._serve_websocket(sock)
 
     def _peek(self, sock: socket.socket) -> Optional[bytes]:
         deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
@@ -549,7 +427,7 @@ class PalabraEmulator:
             close_timeout=2.0,
             max_queue=64,
         )
-        self.adopt_thread(conn.recv_events_thread, "wsrecv")
+        self.threads.adopt(conn.recv_events_thread, "wsrecv")
         with self._lock:
             self._connections.add(conn)
         try:

@@ -185,8 +185,7 @@ class _Session:
             if delay > 0:
                 timer = threading.Timer(delay, self._start)
                 timer.daemon = True
-                timer.name = "voxsync-emulator-palabra-ready"
-                self.emu.adopt_thread(timer)
+                self.emu.threads.adopt(timer, "ready")
                 timer.start()
             else:
                 self._start()
@@ -324,8 +323,8 @@ def serve_translation(
         conn.close(1008, "connection rate limit exceeded")
         return
     s = _Session(emu, conn)
-    pipeline = emu.start_thread("pipeline", _pipeline, s)
-    speaker = emu.start_thread("speaker", _speaker, s)
+    pipeline = emu.threads.start("pipeline", _pipeline, s)
+    speaker = emu.threads.start("speaker", _speaker, s)
     try:
         _read_loop(s)
     finally:
