@@ -416,3 +416,38 @@ def test_rate_limit_close_code_is_surfaced(palabra: Palabra, emu: PalabraEmulato
         palabra.translation(source="en", targets=["es"]).connect()
     assert getattr(info.value, "code", None) == 1008 and "1008" in str(info.value)
     assert emu.sessions == {}
+
+
+def test_emulator_accepts_megabyte_frames(emu: PalabraEmulator) -> None:
+    import base64
+    import json
+
+    import websocket
+
+    token = emu.issue_session()["publisher"]
+    ws = websocket.create_connection(f"{emu.ws_url}?token={token}", timeout=10)
+    try:
+        ws.send(json.dumps({"message_type": "set_task", "data": build_task("en", "es")}))
+        big = base64.b64encode(b"\x00\x00" * 400_000).decode()  # > 1 MiB of JSON
+        assert len(big) > 1024 * 1024
+        ws.send(json.dumps({"message_type": "input_audio_data", "data": {"data": big}}))
+        ws.send(json.dumps({"message_type": "get_task", "data": {}}))
+        types = []
+        while "current_task" not in types:
+            types.append(json.loads(ws.recv())["message_type"])
+        assert "error" not in types
+    finally:
+        ws.close()
+
+
+def test_stalled_input_warns(palabra: Palabra, emu: PalabraEmulator) -> None:
+    emu.idle_timeout = 30
+    warnings: List[Any] = []
+    with palabra.translation(source="en", targets=["es"]) as session:
+        session.on("warning", warnings.append)
+        session.send_audio(b"\x00\x00" * 7680)
+        deadline = time.monotonic() + 10
+        while not warnings and time.monotonic() < deadline:
+            time.sleep(0.1)
+        session.end()
+    assert [w.code for w in warnings] == ["AUDIO_STREAM_STALLED"]

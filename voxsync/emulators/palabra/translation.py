@@ -37,6 +37,10 @@ _OUT_CHUNK = _OUTPUT_FORMAT.nbytes(0.2)
 _LEAD = 0.3  # seconds of synthesized audio sent ahead of real time
 _DEFAULT_ALLOWED = ("translated_transcription", "partial_transcription", "validated_transcription")
 _STOP = object()
+#: Seconds without audio on a running task before an AUDIO_STREAM_STALLED warning.
+_STALL_SECONDS = 5.0
+#: Audio handed to the recognizer per call (100 ms at 16 kHz).
+_FEED_BYTES = 3200
 
 
 def validate_task(task: Any) -> Optional[str]:
@@ -427,7 +431,10 @@ def _idle_checks(s: _Session) -> None:
             pass
         s.closed.set()
     elif (
-        silent >= 3.0 and not s.paused and s.first_audio is not None and now - s.last_warning >= 3.0
+        silent >= _STALL_SECONDS
+        and not s.paused
+        and s.first_audio is not None
+        and now - s.last_warning >= _STALL_SECONDS
     ):
         s.last_warning = now
         s.send("warning", {"code": "AUDIO_STREAM_STALLED", "desc": f"no audio for {silent:.1f} s"})
@@ -470,7 +477,10 @@ def _pipeline(s: _Session) -> None:
                     s.engine_session.close()
                 s.engine_session = emu.engine.new_session(_ENGINE_FORMAT.sample_rate)
             elif kind == "audio" and s.engine_session is not None and s.converter is not None:
-                _segments(s, s.engine_session.feed(s.converter.process(arg)), part_ids)
+                pcm = s.converter.process(arg)
+                # small pieces: the recognizer holds the interpreter lock while it decodes
+                for i in range(0, len(pcm), _FEED_BYTES):
+                    _segments(s, s.engine_session.feed(pcm[i : i + _FEED_BYTES]), part_ids)
             elif kind == "flush" and s.engine_session is not None:
                 s.engine_session.close()
                 s.engine_session = emu.engine.new_session(_ENGINE_FORMAT.sample_rate)
