@@ -37,6 +37,7 @@ from voxsync.errors import (
     RemoteProtocolError,
     TimeoutError,
 )
+from voxsync.format import AudioFormat
 from voxsync.palabra._realtime_base import CONNECTION_OPTIONS, RealtimeSocket
 from voxsync.palabra.events import ServerError
 from voxsync.palabra.realtime import (
@@ -148,9 +149,9 @@ class TextToSpeech(RealtimeSocket):
 
     # ----------------------------------------------------------------- info
     @property
-    def output_format(self) -> Any:
+    def output_format(self) -> AudioFormat:
         """What ``audio`` events' ``pcm`` holds: mono 16-bit PCM at the output rate."""
-        return self._output_format
+        return self.settings.audio_format
 
     def _socket_url(self, session: Optional[Session], token: str) -> str:
         if session is None:
