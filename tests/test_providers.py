@@ -131,7 +131,8 @@ def test_a_new_provider_plugs_in_with_one_spec_and_its_cli_module(
     code, out, _ = run(["acme-say", "--help"], capsys)
     assert code == 0 and "--acme-silence" in out and "(default 400)" in out
     code, out, _ = run(["--help"], capsys)
-    assert code == 0 and "acme-say" in out and "{local,acme,aiola,palabra,uhlive}" in out
+    assert code == 0 and "acme-say" in out
+    assert "{local,acme,aiola,palabra,palabra-stt,uhlive}" in out
     assert emulator_names().count("uhlive") == 1
 
 

@@ -162,6 +162,21 @@ _BUILTIN = (
         emulator="palabra",
         description="Palabra speech-to-speech translation (REST sessions + WebSocket)",
     ),
+    ProviderSpec(
+        "palabra-stt",
+        "voxsync.palabra.stt:create_connection",
+        cli="voxsync.palabra._cli_realtime",
+        emulator="palabra",
+        description="Palabra realtime speech-to-text (+ translated text)",
+    ),
+    ProviderSpec(
+        "palabra-tts",
+        "voxsync.palabra.tts:create_connection",
+        cli="voxsync.palabra._cli_realtime",
+        emulator="palabra",
+        transcribes=False,
+        description="Palabra realtime text-to-speech (text in, audio out)",
+    ),
 )
 
 _registry: Dict[str, ProviderSpec] = {spec.name: spec for spec in _BUILTIN}

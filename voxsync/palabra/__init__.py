@@ -33,7 +33,10 @@ from voxsync.palabra.events import (
     TaskInfo,
     Transcript,
 )
+from voxsync.palabra.realtime import TtsChunk
+from voxsync.palabra.stt import SpeechToText
 from voxsync.palabra.translation import TranslationSession, create_connection
+from voxsync.palabra.tts import TextToSpeech
 
 raise_on_error = TranslationSession.raise_on_error
 
@@ -50,11 +53,14 @@ __all__ = [
     "Session",
     "SessionDroppedError",
     "SessionError",
+    "SpeechToText",
     "StreamEnd",
     "TaskError",
     "TaskInfo",
+    "TextToSpeech",
     "Transcript",
     "TranslationSession",
+    "TtsChunk",
     "build_task",
     "create_connection",
     "parse_message",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 from voxsync.palabra import _rest
 from voxsync.palabra.errors import AuthError, SessionError
@@ -12,7 +12,9 @@ from voxsync.redact import secret_repr
 
 if TYPE_CHECKING:
     from voxsync.palabra.codec import Targets
+    from voxsync.palabra.stt import SpeechToText
     from voxsync.palabra.translation import TranslationSession
+    from voxsync.palabra.tts import TextToSpeech
 
 __all__ = ["DEFAULT_API_URL", "Palabra", "Session"]
 
@@ -231,6 +233,35 @@ class Palabra:
             ready_timeout=ready_timeout,
             **options,
         )
+
+    def stt(
+        self,
+        language: str = "auto",
+        translate: Union[str, Iterable[str], None] = None,
+        **options: Any,
+    ) -> SpeechToText:
+        """A realtime speech-to-text stream (not connected yet; use ``with``).
+
+        See :class:`voxsync.palabra.stt.SpeechToText` for the options
+        (``sample_rate``, ``format``, ``enable_filler_filter``,
+        ``silence_tail``, ``session=``, ``ws_url=`` + ``token=``, ...).
+        """
+        from voxsync.palabra.stt import SpeechToText
+
+        return SpeechToText(self, language, translate, **options)
+
+    def tts(
+        self, language: str = "en", voice_id: str = "default_low", **options: Any
+    ) -> TextToSpeech:
+        """A realtime text-to-speech stream (not connected yet; use ``with``).
+
+        See :class:`voxsync.palabra.tts.TextToSpeech` for the options
+        (``output_format``, ``sample_rate``, ``speed``, ``session=``,
+        ``ws_url=`` + ``token=``, ...).
+        """
+        from voxsync.palabra.tts import TextToSpeech
+
+        return TextToSpeech(self, language, voice_id, **options)
 
     def translate_file(
         self,

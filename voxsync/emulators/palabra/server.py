@@ -209,6 +209,11 @@ class PalabraEmulator(EmulatorServer):
         from voxsync.emulators.palabra.translation import serve_translation
 
         self.add_socket_route("s2s", _is_s2s_path, serve_translation)
+        # realtime speech-to-text and text-to-speech sockets
+        from voxsync.emulators.palabra import asr, tts
+
+        self.asr = asr.register(self)
+        self.tts = tts.register(self)
 
     # ------------------------------------------------------------- info
     @property
@@ -404,6 +409,9 @@ class PalabraEmulator(EmulatorServer):
                 token = query.get("token", [""])[0]
                 if not self.token_ok(token):
                     return conn.respond(HTTPStatus.UNAUTHORIZED, "invalid or missing token\n")
+                refusal = getattr(handler, "check", lambda q: None)(query)
+                if refusal is not None:  # a route's own upgrade refusal (400, 409, ...)
+                    return conn.respond(HTTPStatus(refusal[0]), f"{refusal[1]}\n")
                 cast(Any, conn).voxsync_route = (handler, query)
                 return None
         return conn.respond(HTTPStatus.NOT_FOUND, f"no such path: {url.path}\n")
