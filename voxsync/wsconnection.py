@@ -28,10 +28,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, ClassVar, Optional, Sequence, Union
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 from voxsync.connection import Connection
-from voxsync.errors import ConnectionError, DisconnectedError, TimeoutError
+from voxsync.errors import (
+    AuthenticationError,
+    ConnectionError,
+    DisconnectedError,
+    TimeoutError,
+    VoxsyncError,
+)
 from voxsync.transport.websocket import WebSocketTransport
 
 __all__ = ["Frame", "WebSocketConnection"]
@@ -73,6 +79,8 @@ class WebSocketConnection(Connection):
     """
 
     _uses_reader_thread: ClassVar[bool] = True
+    #: False for services that send nothing once the upgrade succeeded.
+    _awaits_reply: ClassVar[bool] = True
     #: How messages name the service.
     service: ClassVar[str] = "the service"
 
@@ -102,6 +110,37 @@ class WebSocketConnection(Connection):
     def _receive(self, frame: Frame) -> None:
         """One frame of the open stream (reader thread)."""
 
+    def _refusal(self, exc: VoxsyncError) -> VoxsyncError:
+        """The error to raise when the upgrade failed with ``exc`` (caller's thread).
+
+        The default raises ``exc`` itself; a product maps the HTTP status of a
+        refused upgrade to its own errors here.
+        """
+        return exc
+
+    def _accept(self, transport: WebSocketTransport, remaining: Callable[[], float]) -> None:
+        """Open the stream on a connected socket (caller's thread).
+
+        The default sends :meth:`_handshake_frames`, then reads replies, each
+        within ``remaining()`` seconds, until :meth:`_handshake_reply` accepts
+        one. A product whose service never answers the upgrade sets
+        ``_awaits_reply = False``; one with its own readiness protocol
+        overrides this method.
+        """
+        with self._codec_lock:
+            frames = list(self._handshake_frames())
+        for frame in frames:
+            self._write_frame(frame)
+        while self._awaits_reply:
+            try:
+                data = transport.recv(timeout=remaining())
+            except TimeoutError:
+                continue  # remaining() raises now that the deadline has passed
+            if data is None:
+                raise transport.disconnected_error("before accepting the stream")
+            if self._handshake_reply(data):
+                break
+
     # ------------------------------------------------------ runtime hooks
     def _open(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -117,22 +156,14 @@ class WebSocketConnection(Connection):
         transport = self._create_transport(remaining())
         with self._transport_lock:
             self._transport = transport
-        transport.connect(remaining())
-        with self._codec_lock:
-            frames = list(self._handshake_frames())
-        for frame in frames:
-            self._write_frame(frame)
-        while True:
-            try:
-                data = transport.recv(timeout=remaining())
-            except TimeoutError:
-                raise TimeoutError(
-                    f"{self.service} did not accept the stream within {timeout} s"
-                ) from None
-            if data is None:
-                raise transport.disconnected_error("before accepting the stream")
-            if self._handshake_reply(data):
-                break
+        try:
+            transport.connect(remaining())
+        except (AuthenticationError, ConnectionError) as exc:
+            refusal = self._refusal(exc)
+            if refusal is exc:
+                raise
+            raise refusal from exc
+        self._accept(transport, remaining)
         log.debug("%s: %s accepted the stream", self.name, self.service)
 
     def _read_loop(self) -> None:

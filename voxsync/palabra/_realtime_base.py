@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from voxsync.errors import (
     AuthenticationError,
     ConcurrencyLimitError,
     ConfigurationError,
-    ConnectionError,
+    VoxsyncError,
 )
 from voxsync.palabra.errors import AuthError, SessionError
 from voxsync.transport.websocket import WebSocketTransport
@@ -44,6 +43,7 @@ class RealtimeSocket(WebSocketConnection):
     """
 
     service = "Palabra"
+    _awaits_reply = False  # these services send nothing once the upgrade succeeded
 
     def __init__(
         self,
@@ -91,31 +91,13 @@ class RealtimeSocket(WebSocketConnection):
         url, token = self._endpoint()
         return WebSocketTransport(url, secrets=[token], service=self.service)
 
-    def _open(self, timeout: float) -> None:
-        # like WebSocketConnection._open, but these services never greet: once
-        # the upgrade succeeded (and the handshake frames are out) the stream is open
-        deadline = time.monotonic() + timeout
-        with self._codec_lock:
-            self._reset_codec()
-        transport = self._create_transport(timeout)
-        with self._transport_lock:
-            self._transport = transport
-        try:
-            transport.connect(max(0.01, deadline - time.monotonic()))
-        except AuthenticationError as exc:
-            raise AuthError(
+    def _refusal(self, exc: VoxsyncError) -> VoxsyncError:
+        if isinstance(exc, AuthenticationError):
+            return AuthError(
                 f"{self.service} refused the token (HTTP {exc.status_code}); "
                 "check the credentials or create a new session",
                 status_code=exc.status_code,
-            ) from exc
-        except ConnectionError as exc:
-            raise self._refusal(exc) from exc
-        with self._codec_lock:
-            frames = list(self._handshake_frames())
-        for frame in frames:
-            self._write_frame(frame)
-
-    def _refusal(self, exc: ConnectionError) -> Exception:
+            )
         status = getattr(exc.__cause__, "status_code", None)
         body = getattr(exc.__cause__, "resp_body", None)
         reason = body.decode("utf-8", "replace").strip() if isinstance(body, bytes) else ""

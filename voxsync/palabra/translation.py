@@ -227,26 +227,14 @@ class TranslationSession(WebSocketConnection):
         # the service's own clients append the token verbatim (no URL-encoding)
         return WebSocketTransport(f"{ws_url}?token={token}", secrets=[token], service="Palabra")
 
-    def _open(self, timeout: float) -> None:
-        # the base's handshake, with Palabra's readiness: its own bound (ready_timeout)
-        # and get_task polls while waiting, for servers that send no task_status ack
-        deadline = time.monotonic() + timeout
+    def _refusal(self, exc: VoxsyncError) -> VoxsyncError:
+        if isinstance(exc, AuthenticationError):
+            return exc
+        return SessionError(str(exc))
 
-        def remaining() -> float:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"connecting to Palabra took more than {timeout} s")
-            return left
-
-        transport = self._create_transport(remaining())
-        with self._transport_lock:
-            self._transport = transport
-        try:
-            transport.connect(remaining())
-        except AuthenticationError:
-            raise
-        except ConnectionError as exc:
-            raise SessionError(str(exc)) from exc
+    def _accept(self, transport: WebSocketTransport, remaining: Callable[[], float]) -> None:
+        # Palabra's readiness has its own bound (ready_timeout), and get_task
+        # polls while waiting, for servers that send no task_status ack
         self._wait_ready(transport)
         self._connect_info = {"task": self.task}
 
