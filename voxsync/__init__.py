@@ -30,7 +30,7 @@ voxsync.local, voxsync.aiola, voxsync.uhlive
 """
 
 from voxsync.audio.format import AudioFormat
-from voxsync.connection import Connection, State
+from voxsync.connection import Connection, State, close_all
 from voxsync.errors import (
     AudioFormatError,
     AuthenticationError,
@@ -106,6 +106,7 @@ __all__ = [
     "Word",
     "__version__",
     "available_providers",
+    "close_all",
     "connect",
     "connection",
     "register_provider",
