@@ -37,6 +37,7 @@ import weakref
 from collections.abc import Iterator
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     ClassVar,
@@ -51,8 +52,13 @@ from typing import (
     overload,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from voxsync.notebook import LiveView
+
+import numpy as np
 from pyee import EventEmitter
 
+from voxsync.audio.convert import to_float32
 from voxsync.audio.format import AudioFormat
 from voxsync.errors import (
     ConfigurationError,
@@ -402,6 +408,7 @@ class Connection:
         self._subscribers: List[EventIterator] = []
         self._connect_info: Dict[str, Any] = {}
         self._context: Optional[contextvars.Context] = None  # set by connect()
+        self._last_chunk = b""  # the chunk last passed to send(), for input_level
         self.metrics = Metrics(audio_format, self._send_q.qsize)
 
     # ------------------------------------------------------------------ info
@@ -427,6 +434,43 @@ class Connection:
     def error(self) -> Optional[VoxsyncError]:
         """The failure that closed the connection, or None."""
         return self._fatal
+
+    # ---- notebook support: the input level and the live view
+    @property
+    def input_level(self) -> float:
+        """RMS level of the audio chunk last passed to :meth:`send`.
+
+        0.0 is silence (and the value before any audio), 1.0 full scale;
+        computed when read, on the reading thread, so ``send()`` pays
+        nothing for it. The live view (:meth:`show`) draws it as a meter.
+        """
+        data = self._last_chunk
+        if not data:
+            return 0.0
+        samples = to_float32(data, self._audio_format)
+        return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+    def show(self, *, max_lines: int = 200) -> LiveView:
+        """Show a live transcript of this connection under the current notebook cell.
+
+        Partial transcripts are rewritten in place, final ones appended,
+        translations shown beside their source, and a level meter moves while
+        audio is sent. Works for every provider; call it before or after
+        :meth:`connect`. See :class:`voxsync.notebook.LiveView`.
+
+        Returns
+        -------
+        LiveView
+            The view; ``view.close()`` stops updating it.
+
+        Raises
+        ------
+        ConfigurationError
+            Not running inside a Jupyter kernel.
+        """
+        from voxsync.notebook import LiveView
+
+        return LiveView(self, max_lines=max_lines).show()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} state={self._state.value} {self._audio_format}>"
@@ -669,6 +713,7 @@ class Connection:
             self._raise_not_open("send()")
         if not data:
             return
+        self._last_chunk = data  # input_level reads it (notebook level meter)
         try:
             self._send_q.put_nowait(data)
         except queue.Full:
