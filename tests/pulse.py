@@ -13,9 +13,10 @@ real microphone. Use it with::
 The daemon is started once per test session (``pulseaudio -D
 --exit-idle-time=-1``) if none is running, and left running afterwards; the
 set-up is idempotent. At the end of the session the machine's default source
-is restored and the null sink is unloaded if this session loaded it. Where PulseAudio cannot start the fixture skips with
-the reason, except when the environment variable ``CI`` is set: then it
-fails, so a CI machine never silently skips the microphone tests.
+is restored and the null sink is unloaded if this session loaded it. Where
+PulseAudio cannot start the fixture skips with the reason, except when the
+environment variable ``CI`` is set: then it fails, so a CI machine never
+silently skips the microphone tests.
 """
 
 from __future__ import annotations
