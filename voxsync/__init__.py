@@ -16,17 +16,19 @@ as the default provider (no account, no network)::
     with conn:                                  # connect ... finish + close
         stream_file(conn, "hello.wav", realtime=False)
 
-Overview
---------
-connect / connection     create a connection for a provider by name
-Connection               the contract every provider implements
-Transcript, Translation, AudioChunk, StreamWarning, Message, ...
-                         event objects handed to handlers
-VoxsyncError and subclasses (voxsync.errors)
-                         the exception hierarchy
-voxsync.audio            AudioFormat, conversion, files, MicrophoneStream
-voxsync.local, voxsync.aiola, voxsync.uhlive
-                         providers; voxsync.emulators: local servers for each
+Overview::
+
+    connect / connection     create a connection for a provider by name
+    Connection               the contract every provider implements
+    Transcript, Translation, AudioChunk, StreamWarning, Message, ...
+                             event objects handed to handlers
+    VoxsyncError and subclasses (voxsync.errors)
+                             the exception hierarchy
+    voxsync.audio            AudioFormat, conversion, files, MicrophoneStream
+    voxsync.local, voxsync.aiola, voxsync.uhlive
+                             providers; voxsync.emulators: local servers for each
+    close_all                close every open connection (notebooks)
+    voxsync.notebook         the live transcript view of conn.show()
 """
 
 from voxsync.audio.format import AudioFormat

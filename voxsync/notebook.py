@@ -161,7 +161,7 @@ class LiveView:
 
     @property
     def partial(self) -> str:
-        """The partial transcripts shown, joined with `` / ``."""
+        """The partial transcripts shown, joined with ``" / "``."""
         with self._lock:
             return " / ".join(self._partials.values())
 
