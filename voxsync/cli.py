@@ -233,8 +233,8 @@ class Display:
         if name == "translation":
             lang = getattr(event, "target_language", None)
             text = f"[{lang}] {text}" if lang else text
-        if speaker:
-            text = f"{speaker}: {text}"
+        if speaker:  # "[Alice] ...": "Alice: ..." read like a diagnostic ("voxsync: ...")
+            text = f"[{speaker}] {text}"
         if not getattr(event, "is_final", True):
             if self.live:
                 line = text if len(text) <= self._width() else "..." + text[-self._width() + 3 :]
@@ -394,6 +394,7 @@ def _device(value: Optional[str]) -> Any:
 
 def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from voxsync.audio import MicrophoneStream
+    from voxsync.audio.microphone import LIST_DEVICES_HINT
 
     display = Display(
         out,
@@ -422,8 +423,10 @@ def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             mic.stream_to(conn)
         except DeviceError as exc:
             name = device if device is not None else "(default)"
+            # one hint, the command's: the library's names list_devices()
+            problem = str(exc).replace(LIST_DEVICES_HINT, "")
             raise CliError(
-                f"cannot read from audio device {name}: {exc} (see 'voxsync devices')"
+                f"cannot read from audio device {name}: {problem} (see 'voxsync devices')"
             ) from exc
         if args.format == "text":
             err.write("Listening... press Ctrl+C to stop.\n")
