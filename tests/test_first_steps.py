@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
+from pulse import virtual_mic  # noqa: F401
 from speech import MAX_WER, TRANSCRIPTS, sample, wer
 
 import voxsync
@@ -109,3 +111,74 @@ def test_uhlive_conversation_sample_prints_the_right_words() -> None:
     finals = re.findall(r"^\[Alice +[\d.]+s\] (.*)$", run.stdout, re.M)
     assert finals, run.stdout
     assert wer(TRANSCRIPTS["meeting.wav"], " ".join(finals)) <= MAX_WER, run.stdout
+
+
+def test_listen_meter_moves_and_gives_way_to_partials() -> None:
+    import io
+
+    from voxsync.cli import Display
+
+    out = io.StringIO()
+    display = Display(out, io.StringIO(), live=True)
+    display.meter(0.0)
+    display.meter(1.0)
+    assert out.getvalue() == "\r\x1b[Klistening ▱▱▱▱▱▱▱▱▱▱\r\x1b[Klistening ▰▰▰▰▰▰▰▰▰▰"
+    display.event("transcript", voxsync.Transcript("hello", is_final=False))
+    shown = out.getvalue()
+    display.meter(0.5)  # a partial is on the line: the meter waits
+    assert out.getvalue() == shown and shown.endswith("\r\x1b[Khello")
+    display.event("transcript", voxsync.Transcript("hello there", is_final=True))
+    assert out.getvalue().endswith("\r\x1b[Khello\r\x1b[Khello there\n")
+    display.meter(0.5)
+    assert out.getvalue().endswith("hello there\n\r\x1b[Klistening ▰▰▰▰▰▰▰▰▰▱")
+    display.end()
+    assert out.getvalue().endswith("\r\x1b[K")
+    json_out = io.StringIO()
+    Display(json_out, io.StringIO(), fmt="json").meter(1.0)
+    assert json_out.getvalue() == ""
+
+
+@pytest.mark.timeout(180)
+def test_listen_keeps_speech_said_while_connecting(virtual_mic: Any) -> None:
+    import os
+    import signal
+
+    from voxsync.emulators.aiola import AiolaEmulator
+
+    with AiolaEmulator() as emu:
+        emu.faults.rest_failures = 2  # connect() retries the auth calls: it takes a while
+        env = {
+            **os.environ,
+            "AIOLA_BASE_URL": emu.base_url,
+            "AIOLA_AUTH_BASE_URL": emu.base_url,
+            "AIOLA_API_KEY": "test-key",
+        }
+        argv = [sys.executable, "-m", "voxsync", "--provider", "aiola", "listen"]
+        if virtual_mic.device is not None:
+            argv += ["--device", str(virtual_mic.device)]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        try:
+            assert proc.stderr is not None
+            ready = proc.stderr.readline()  # the microphone runs
+            assert ready.startswith("Listening"), ready + proc.stderr.read()
+            # the first blocks of a fresh capture come late (tests/pulse.py):
+            # give them a moment, then speak while the stream is not open yet
+            time.sleep(0.8)
+            assert emu.active_streams == 0
+            playback = virtual_mic.play(sample("meeting.wav"))
+            playback.wait(30)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err
+    assert "listening" not in out  # no meter when stdout is not a terminal
+    # the first words, said before the stream was open, are there (on a shared
+    # machine other audio may reach the virtual microphone after them)
+    reference = TRANSCRIPTS["meeting.wav"]
+    heard = out.split()[: len(reference.split())]
+    assert wer(reference, " ".join(heard)) <= MAX_WER, out
