@@ -184,6 +184,38 @@ class VirtualMic:
         return Playback(process, str(path))
 
 
+class PrivateMic(VirtualMic):
+    """A null sink of this process only; a child process started with :attr:`env`
+    captures its monitor as the default source (libpulse reads ``PULSE_SOURCE``),
+    so audio other processes play into the shared sink never reaches it."""
+
+    def __init__(self, device: Optional[str], sink: str) -> None:
+        super().__init__(device)
+        self.sink = sink
+        self.source = f"{sink}.monitor"
+        #: Environment for a child process whose default input is this sink.
+        self.env = {"PULSE_SOURCE": self.source}
+
+    def play(self, path: Union[str, Path]) -> Playback:
+        process = subprocess.Popen(
+            ["paplay", f"--device={self.sink}", "--latency-msec=1000", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        return Playback(process, str(path))
+
+
+@pytest.fixture()
+def private_mic(virtual_mic: VirtualMic) -> Iterator[PrivateMic]:
+    """A virtual microphone for child processes that no other test run shares."""
+    sink = f"vmic_{os.getpid()}_{time.monotonic_ns()}"
+    module = _pactl("load-module", "module-null-sink", f"sink_name={sink}").strip()
+    try:
+        yield PrivateMic(virtual_mic.device, sink)
+    finally:
+        _pactl("unload-module", module)
+
+
 @pytest.fixture(scope="session")
 def virtual_mic() -> Iterator[VirtualMic]:
     """PulseAudio with the null sink ``vmic`` whose monitor is the default source."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from pulse import virtual_mic  # noqa: F401
+from pulse import private_mic, virtual_mic  # noqa: F401
 from speech import MAX_WER, TRANSCRIPTS, sample, wer
 
 import voxsync
@@ -139,7 +139,7 @@ def test_listen_meter_moves_and_gives_way_to_partials() -> None:
 
 
 @pytest.mark.timeout(180)
-def test_listen_keeps_speech_said_while_connecting(virtual_mic: Any) -> None:
+def test_listen_keeps_speech_said_while_connecting(private_mic: Any) -> None:
     import os
     import signal
 
@@ -152,10 +152,11 @@ def test_listen_keeps_speech_said_while_connecting(virtual_mic: Any) -> None:
             "AIOLA_BASE_URL": emu.base_url,
             "AIOLA_AUTH_BASE_URL": emu.base_url,
             "AIOLA_API_KEY": "test-key",
+            **private_mic.env,  # no other test run's audio reaches this microphone
         }
         argv = [sys.executable, "-m", "voxsync", "--provider", "aiola", "listen"]
-        if virtual_mic.device is not None:
-            argv += ["--device", str(virtual_mic.device)]
+        if private_mic.device is not None:
+            argv += ["--device", str(private_mic.device)]
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
@@ -167,7 +168,7 @@ def test_listen_keeps_speech_said_while_connecting(virtual_mic: Any) -> None:
             # give them a moment, then speak while the stream is not open yet
             time.sleep(0.8)
             assert emu.active_streams == 0
-            playback = virtual_mic.play(sample("meeting.wav"))
+            playback = private_mic.play(sample("meeting.wav"))
             playback.wait(30)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=90)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
-from pulse import VirtualMic, virtual_mic  # noqa: F401
+from pulse import PrivateMic, private_mic, virtual_mic  # noqa: F401
 from speech import MAX_WER, TRANSCRIPTS, sample, wer
 
 if os.environ.get("CI"):  # the test extra has them; under CI never skip
@@ -96,7 +96,7 @@ def index_of(nb: Any, text: str) -> int:
 
 
 def speak_then_interrupt(
-    client: RecordingClient, mic: VirtualMic, cell: int, log: List[str]
+    client: RecordingClient, mic: PrivateMic, cell: int, log: List[str]
 ) -> None:
     """Wait for the microphone to deliver audio, play a sentence, interrupt."""
     try:
@@ -114,7 +114,12 @@ def speak_then_interrupt(
 
 
 @pytest.mark.timeout(400)
-def test_notebook_runs_with_output_under_the_right_cells(virtual_mic: VirtualMic) -> None:
+def test_notebook_runs_with_output_under_the_right_cells(
+    private_mic: PrivateMic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the kernel's default microphone is this test's own virtual one
+    for key, value in private_mic.env.items():
+        monkeypatch.setenv(key, value)
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     local, other = index_of(nb, "def print_final"), index_of(nb, "another cell runs")
     view, cloud = index_of(nb, "view_conn.show()"), index_of(nb, "AiolaEmulator().start()")
@@ -125,7 +130,7 @@ def test_notebook_runs_with_output_under_the_right_cells(virtual_mic: VirtualMic
     def on_cell(client: RecordingClient, cell: Any, index: int) -> None:
         if index == mic:
             helper = threading.Thread(
-                target=speak_then_interrupt, args=(client, virtual_mic, index, log)
+                target=speak_then_interrupt, args=(client, private_mic, index, log)
             )
             helpers.append(helper)
             helper.start()
