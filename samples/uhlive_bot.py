@@ -17,7 +17,7 @@ and in another::
     UHLIVE_AUTH_SERVER=http://127.0.0.1:8765 UHLIVE_API_URL=ws://127.0.0.1:8765 \\
     UHLIVE_API_CLIENT=demo UHLIVE_API_SECRET=demo python samples/uhlive_bot.py
 
-or let the sample start an emulator of its own: ``python samples/uhlive_bot.py --emulate``.
+or let the sample start an emulator of its own: ``python samples/uhlive_bot.py --emulator``.
 """
 
 from __future__ import annotations
@@ -61,11 +61,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="recordings of the caller's answers (default: yes.wav no.wav)",
     )
     parser.add_argument("--codec", default="linear", choices=("linear", "g711a", "g711u"))
-    parser.add_argument("--emulate", action="store_true", help="run against an in-process emulator")
+    parser.add_argument(
+        "--emulator", action="store_true", help="run against an in-process emulator"
+    )
     args = parser.parse_args(argv)
 
     emulator = None
-    if args.emulate:
+    if args.emulator:
         from voxsync.emulators.uhlive import UhliveEmulator
 
         emulator = UhliveEmulator().start()

@@ -12,9 +12,11 @@ real microphone. Use it with::
 
 The daemon is started once per test session (``pulseaudio -D
 --exit-idle-time=-1``) if none is running, and left running afterwards; the
-set-up is idempotent. Where PulseAudio cannot start the fixture skips with
-the reason, except when the environment variable ``CI`` is set: then it
-fails, so a CI machine never silently skips the microphone tests.
+set-up is idempotent. At the end of the session the machine's default source
+is restored and the null sink is unloaded if this session loaded it. Where
+PulseAudio cannot start the fixture skips with the reason, except when the
+environment variable ``CI`` is set: then it fails, so a CI machine never
+silently skips the microphone tests.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import pytest
 
@@ -74,11 +76,40 @@ def _start_daemon() -> None:
         time.sleep(0.1)
 
 
-def _ensure_sink() -> None:
+def default_source() -> Optional[str]:
+    """The server's default source (``pactl info``), None if it names none."""
+    for line in _pactl("info").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Default Source":
+            return value.strip() or None
+    return None
+
+
+def sink_loaded() -> bool:
     sinks = [line.split("\t")[1] for line in _pactl("list", "short", "sinks").splitlines() if line]
-    if SINK not in sinks:
-        _pactl("load-module", "module-null-sink", f"sink_name={SINK}")
+    return SINK in sinks
+
+
+def _ensure_sink() -> Tuple[Optional[str], Optional[str]]:
+    """Load the sink, make its monitor the default source.
+
+    Returns the previous default source and the module index this call
+    loaded (None if the sink was there already), for :func:`_restore`.
+    """
+    previous = default_source()
+    module = None
+    if not sink_loaded():
+        module = _pactl("load-module", "module-null-sink", f"sink_name={SINK}").strip()
     _pactl("set-default-source", SOURCE)
+    return previous, module
+
+
+def _restore(previous: Optional[str], module: Optional[str]) -> None:
+    """Undo :func:`_ensure_sink`: the old default source back, our sink unloaded."""
+    if previous and previous != SOURCE:
+        _pactl("set-default-source", previous)
+    if module:
+        _pactl("unload-module", module)
 
 
 def _refresh_portaudio() -> Optional[str]:
@@ -153,15 +184,54 @@ class VirtualMic:
         return Playback(process, str(path))
 
 
+class PrivateMic(VirtualMic):
+    """A null sink of this process only; a child process started with :attr:`env`
+    captures its monitor as the default source (libpulse reads ``PULSE_SOURCE``),
+    so audio other processes play into the shared sink never reaches it."""
+
+    def __init__(self, device: Optional[str], sink: str) -> None:
+        super().__init__(device)
+        self.sink = sink
+        self.source = f"{sink}.monitor"
+        #: Environment for a child process whose default input is this sink.
+        self.env = {"PULSE_SOURCE": self.source}
+
+    def play(self, path: Union[str, Path]) -> Playback:
+        process = subprocess.Popen(
+            ["paplay", f"--device={self.sink}", "--latency-msec=1000", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        return Playback(process, str(path))
+
+
+@pytest.fixture()
+def private_mic(virtual_mic: VirtualMic) -> Iterator[PrivateMic]:
+    """A virtual microphone for child processes that no other test run shares."""
+    sink = f"vmic_{os.getpid()}_{time.monotonic_ns()}"
+    module = _pactl("load-module", "module-null-sink", f"sink_name={sink}").strip()
+    try:
+        yield PrivateMic(virtual_mic.device, sink)
+    finally:
+        _pactl("unload-module", module)
+
+
 @pytest.fixture(scope="session")
 def virtual_mic() -> Iterator[VirtualMic]:
     """PulseAudio with the null sink ``vmic`` whose monitor is the default source."""
+    previous: Optional[str] = None
+    module: Optional[str] = None
     try:
         _start_daemon()
-        _ensure_sink()
+        previous, module = _ensure_sink()
         device = _refresh_portaudio()
     except Exception as exc:  # PulseUnavailable, OSError, PortAudioError, ...
+        if module is not None or previous is not None:
+            _restore(previous, module)
         if os.environ.get("CI"):
             pytest.fail(f"virtual microphone unavailable under CI: {exc}")
         pytest.skip(f"virtual microphone unavailable (PulseAudio cannot start): {exc}")
-    yield VirtualMic(device)
+    try:
+        yield VirtualMic(device)
+    finally:
+        _restore(previous, module)

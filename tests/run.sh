@@ -16,7 +16,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,lint,emulators]"
+.venv/bin/python -m pip install -q -e ".[test,lint,emulators,docs]"
 
 .venv/bin/ruff check voxsync tests samples benchmarks
 .venv/bin/ruff format --check voxsync

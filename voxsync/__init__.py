@@ -15,28 +15,30 @@ as the default provider (no account, no network)::
     with conn:                                  # connect ... finish + close
         voxsync.stream_file(conn, "hello.wav", realtime=False)
 
-Overview
---------
-connect / connection     create a connection for a provider by name
-Connection               the contract every provider implements
-Transcript, Translation, AudioChunk, StreamWarning, UnknownEvent, ...
-                         event objects handed to handlers
-MicrophoneStream, stream_file
-                         audio sources: ``MicrophoneStream().stream_to(conn)``,
-                         ``stream_file(conn, "speech.wav")`` (imported on first use)
-VoxsyncError and subclasses (voxsync.errors)
-                         the exception hierarchy
-voxsync.audio            AudioFormat, conversion, files, MicrophoneStream
-transcribe_many, FileResult
-                         many files at once, on threads, processes or a cluster
-voxsync.local, voxsync.aiola, voxsync.uhlive
-                         providers; voxsync.emulators: local servers for each
+Overview::
+
+    connect / connection     create a connection for a provider by name
+    Connection               the contract every provider implements
+    Transcript, Translation, AudioChunk, StreamWarning, UnknownEvent, ...
+                             event objects handed to handlers
+    MicrophoneStream, stream_file
+                             audio sources: ``MicrophoneStream().stream_to(conn)``,
+                             ``stream_file(conn, "speech.wav")`` (imported on first use)
+    VoxsyncError and subclasses (voxsync.errors)
+                             the exception hierarchy
+    voxsync.audio            AudioFormat, conversion, files, MicrophoneStream
+    transcribe_many, FileResult
+                             many files at once, on threads, processes or a cluster
+    voxsync.local, voxsync.aiola, voxsync.uhlive, voxsync.palabra
+                             providers; voxsync.emulators: local servers for each
+    close_all                close every open connection (notebooks)
+    voxsync.notebook         the live transcript view of conn.show()
 """
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from voxsync.connection import Connection, State
+from voxsync.connection import Connection, State, close_all
 from voxsync.errors import (
     AudioFormatError,
     AuthenticationError,
@@ -125,6 +127,7 @@ __all__ = [
     "Word",
     "__version__",
     "available_providers",
+    "close_all",
     "connect",
     "connection",
     "register_provider",

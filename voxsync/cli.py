@@ -210,6 +210,7 @@ class Display:
         self.finals = 0
         self._lock = threading.Lock()
         self._line = False  # a partial or progress line is shown on out/err
+        self._meter_shown = False  # that line is the input-level meter
 
     def _width(self) -> int:
         return max(20, shutil.get_terminal_size((80, 24)).columns - 1)
@@ -220,6 +221,7 @@ class Display:
             stream.write("\r\x1b[K")
             stream.flush()
             self._line = False
+            self._meter_shown = False
 
     def event(self, name: str, event: Any) -> None:
         """Show one event (called on the connection's dispatcher thread)."""
@@ -244,14 +246,15 @@ class Display:
         if name == "translation":
             lang = getattr(event, "target_language", None)
             text = f"[{lang}] {text}" if lang else text
-        if speaker:
-            text = f"{speaker}: {text}"
+        if speaker:  # "[Alice] ...": "Alice: ..." read like a diagnostic ("voxsync: ...")
+            text = f"[{speaker}] {text}"
         if not getattr(event, "is_final", True):
             if self.live:
                 line = text if len(text) <= self._width() else "..." + text[-self._width() + 3 :]
                 self.out.write("\r\x1b[K" + line)
                 self.out.flush()
                 self._line = True
+                self._meter_shown = False
             return
         self._clear()
         if self.timestamps:
@@ -277,6 +280,23 @@ class Display:
             if self.fmt == "text":
                 self.out.write(f"==> {text} <==\n")
                 self.out.flush()
+
+    def meter(self, level: float) -> None:
+        """Show ``listening ▰▰▰▱▱▱▱▱▱▱`` moving with the input level (RMS, 0-1).
+
+        For terminals: drawn on the line partials use, only while no partial
+        is shown; the next partial or final replaces it.
+        """
+        from voxsync.notebook import level_bar
+
+        with self._lock:
+            if self.fmt != "text" or (self._line and not self._meter_shown):
+                return
+            stream = self.out if self.live else self.err
+            stream.write(f"\r\x1b[Klistening {level_bar(level)}")
+            stream.flush()
+            self._line = True
+            self._meter_shown = True
 
     def end(self) -> None:
         """Remove a partial or progress line left on the screen."""
@@ -433,6 +453,7 @@ def _device(value: Optional[str]) -> Any:
 
 def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from voxsync.audio import MicrophoneStream
+    from voxsync.audio.microphone import LIST_DEVICES_HINT
 
     display = Display(
         out,
@@ -455,21 +476,30 @@ def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
     except ConfigurationError as exc:
         raise CliError(f"microphone: {exc}") from exc
-    conn.connect()
     try:
-        try:
-            mic.stream_to(conn)
-        except DeviceError as exc:
-            name = device if device is not None else "(default)"
-            raise CliError(
-                f"cannot read from audio device {name}: {exc} (see 'voxsync devices')"
-            ) from exc
-        if args.format == "text":
-            err.write("Listening... press Ctrl+C to stop.\n")
-            err.flush()
+        # capture first: what is said while the connection opens is buffered
+        # by the microphone and sent once it is open, not lost
+        mic.start()
+    except DeviceError as exc:
+        name = device if device is not None else "(default)"
+        # one hint, the command's: the library's names list_devices()
+        problem = str(exc).replace(LIST_DEVICES_HINT, "")
+        raise CliError(
+            f"cannot read from audio device {name}: {problem} (see 'voxsync devices')"
+        ) from exc
+    if args.format == "text":
+        err.write("Listening... press Ctrl+C to stop.\n")
+        err.flush()
+    # a moving level meter on a terminal shows that the microphone works
+    show_meter = args.format == "text" and _isatty(out if display.live else err)
+    try:
+        conn.connect()
+        mic.stream_to(conn)
         deadline = None if args.duration is None else time.monotonic() + args.duration
         try:
             while not closed.wait(0.1):
+                if show_meter:
+                    display.meter(conn.input_level)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         except KeyboardInterrupt:

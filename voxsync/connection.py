@@ -42,6 +42,7 @@ them. Provider services, for subclasses only:
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import inspect
 import itertools
@@ -49,9 +50,11 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     ClassVar,
@@ -65,6 +68,9 @@ from typing import (
     Union,
     overload,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from voxsync.notebook import LiveView
 
 from pyee import EventEmitter
 
@@ -83,7 +89,7 @@ from voxsync.format import AudioData, AudioFormat
 from voxsync.metrics import Metrics
 from voxsync.request import Request
 
-__all__ = ["OVERFLOW_POLICIES", "Connection", "EventIterator", "State"]
+__all__ = ["OVERFLOW_POLICIES", "Connection", "EventIterator", "State", "close_all"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,46 @@ OVERFLOW_POLICIES = ("block", "drop_oldest", "raise")
 CLOSE_JOIN_TIMEOUT = 2.0
 
 _POLL = 0.1  # slice for waits that must notice Ctrl+C and state changes
+
+# ---- notebook support: a process-wide registry of connections (weak: it
+# never keeps a connection alive), so close_all() can close the ones a
+# re-run notebook cell left behind.
+_live: weakref.WeakSet[Connection] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def close_all() -> int:
+    """Close every voxsync connection of this process that is still open.
+
+    Meant for notebooks and interactive sessions: re-running a cell that
+    creates a connection leaves the previous one streaming; call
+    ``voxsync.close_all()`` at the top of that cell (or any time) to close
+    them all. Each close is :meth:`Connection.close` (immediate; queued
+    audio is discarded).
+
+    Returns
+    -------
+    int
+        How many connections were open (connecting, open or finishing) and
+        are now closed.
+
+    Examples
+    --------
+    >>> import voxsync
+    >>> conn = voxsync.connection().connect()
+    >>> voxsync.close_all()
+    1
+    >>> conn.state
+    <State.CLOSED: 'closed'>
+    """
+    with _live_lock:
+        conns = list(_live)
+    closed = 0
+    for conn in conns:
+        if conn.state in (State.CONNECTING, State.OPEN, State.FINISHING):
+            conn.close()
+            closed += 1
+    return closed
 
 
 class State(str, enum.Enum):
@@ -157,6 +203,11 @@ def _takes_argument(f: Callable[..., Any]) -> bool:
     return any(
         p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
     )
+
+
+def _qualified_name(f: Callable[..., Any]) -> Tuple[str, str]:
+    """``(module, qualname)`` of a handler, the key of ``on(..., replace=True)``."""
+    return (getattr(f, "__module__", None) or "", getattr(f, "__qualname__", None) or repr(f))
 
 
 class _Call:
@@ -407,6 +458,8 @@ class Connection:
         self._fatal: Optional[VoxsyncError] = None
         self._subscribers: List[EventIterator] = []
         self._connect_info: Dict[str, Any] = {}
+        self._context: Optional[contextvars.Context] = None  # set by connect()
+        self._last_chunk = b""  # the chunk last passed to send(), for input_level
         self.metrics = Metrics(input_format, self._send_q.qsize)
 
     # ------------------------------------------------------------------ info
@@ -457,6 +510,48 @@ class Connection:
         """The failure that closed the connection, or None."""
         return self._fatal
 
+    # ---- notebook support: the input level and the live view
+    @property
+    def input_level(self) -> float:
+        """RMS level of the audio chunk last passed to :meth:`send`.
+
+        0.0 is silence (and the value before any audio), 1.0 full scale;
+        computed when read, on the reading thread, so ``send()`` pays
+        nothing for it. The live view (:meth:`show`) draws it as a meter.
+        """
+        data, fmt = self._last_chunk, self._input_format
+        if not data or fmt is None:
+            return 0.0
+        # imported here: numpy and the audio layer are not needed to stream
+        import numpy as np
+
+        from voxsync.audio.convert import to_float32
+
+        samples = to_float32(data, fmt)
+        return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+    def show(self, *, max_lines: int = 200) -> LiveView:
+        """Show a live transcript of this connection under the current notebook cell.
+
+        Partial transcripts are rewritten in place, final ones appended,
+        translations shown beside their source, and a level meter moves while
+        audio is sent. Works for every provider; call it before or after
+        :meth:`connect`. See :class:`voxsync.notebook.LiveView`.
+
+        Returns
+        -------
+        LiveView
+            The view; ``view.close()`` stops updating it.
+
+        Raises
+        ------
+        ConfigurationError
+            Not running inside a Jupyter kernel.
+        """
+        from voxsync.notebook import LiveView
+
+        return LiveView(self, max_lines=max_lines).show()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} state={self._state.value} {self._formats()}>"
 
@@ -469,11 +564,13 @@ class Connection:
 
     # -------------------------------------------------------------- handlers
     @overload
-    def on(self, event: str) -> Callable[[H], H]: ...
+    def on(self, event: str, *, replace: bool = False) -> Callable[[H], H]: ...
     @overload
-    def on(self, event: str, f: H) -> H: ...
+    def on(self, event: str, f: H, *, replace: bool = False) -> H: ...
 
-    def on(self, event: Any, f: Optional[H] = None) -> Union[H, Callable[[H], H]]:
+    def on(
+        self, event: Any, f: Optional[H] = None, *, replace: bool = False
+    ) -> Union[H, Callable[[H], H]]:
         """Register ``f`` for ``event``; as a decorator when ``f`` is omitted.
 
         Parameters
@@ -486,6 +583,12 @@ class Connection:
         f : callable
             Called with one event object, or with no argument if it takes
             none (``def on_connect(): ...``).
+        replace : bool
+            If True, first remove the handlers of ``event`` that have the
+            same qualified name (``module.qualname``) as ``f``. Re-running a
+            notebook cell defines a new function object with the same name;
+            with ``replace=True`` it takes the place of the old one instead
+            of running beside it.
 
         Returns
         -------
@@ -501,19 +604,44 @@ class Connection:
         event wrapped in :class:`~voxsync.errors.HandlerError`; the stream
         goes on. If an ``error`` handler raises, that is only logged.
 
+        Handlers run inside a copy of the :mod:`contextvars` context of the
+        thread that called :meth:`connect`, taken when it was called: context
+        variables set there (a logging or tracing context; in Jupyter, the
+        cell that output belongs to) are seen by every handler.
+
         Examples
         --------
-        >>> @conn.on("transcript")                     # doctest: +SKIP
+        >>> import voxsync
+        >>> conn = voxsync.connection()
+        >>> @conn.on("transcript")
         ... def show(ev):
         ...     print(ev.text)
-        >>> conn.on("error", lambda err: print(err))   # doctest: +SKIP
+        >>> @conn.on("transcript", replace=True)   # the same cell, run again
+        ... def show(ev):
+        ...     print(ev.text)
+        >>> len(conn.listeners("transcript"))
+        1
+        >>> conn.on("error", lambda err: print(err))  # doctest: +ELLIPSIS
+        <function <lambda> at 0x...>
         """
         name = self._event_name(event)
         if f is None:
-            decorator: Callable[[H], H] = self._emitter.listens_to(name)
+
+            def decorator(handler: H) -> H:
+                return self.on(name, handler, replace=replace)
+
             return decorator
+        if replace:
+            self._remove_same_name(name, f)
         self._emitter.add_listener(name, f)
         return f
+
+    def _remove_same_name(self, name: str, f: Handler) -> None:
+        # on(..., replace=True): drop the handlers that share f's module + qualname
+        key = _qualified_name(f)
+        for old in self._emitter.listeners(name):
+            if _qualified_name(old) == key:
+                self.off(name, old)
 
     @overload
     def once(self, event: str) -> Callable[[H], H]: ...
@@ -591,6 +719,7 @@ class Connection:
             self._closed.clear()
             self._stream_done.clear()
             self._dispatch_stopped = False
+        self._capture_context()
         self._start_thread("dispatch", self._dispatch_loop)
         try:
             self._open(timeout)
@@ -611,6 +740,14 @@ class Connection:
             self._start_thread("reader", self._reader_main)
         log.debug("%s: connected", self.name)
         return self
+
+    def _capture_context(self) -> None:
+        # Notebook support: remember the caller's contextvars context (in
+        # Jupyter it names the cell that output belongs to) for the threads
+        # _start_thread starts, and enter the registry close_all() uses.
+        self._context = contextvars.copy_context()
+        with _live_lock:
+            _live.add(self)
 
     def _abort_connect(self) -> None:
         try:
@@ -674,6 +811,7 @@ class Connection:
             self._raise_not_open("send()")
         if not data:
             return
+        self._last_chunk = data  # input_level reads it (notebook level meter)
         try:
             self._send_q.put_nowait(data)
         except queue.Full:
@@ -980,7 +1118,12 @@ class Connection:
         """Iterate over events instead of (or besides) registering handlers.
 
         Subscribes at once; events dispatched before the call are not
-        replayed. Ends after the ``disconnect`` event.
+        replayed, so subscribe before :meth:`connect` (or before ``with
+        conn:``) to see every event from ``connect`` on. Ends after the
+        ``disconnect`` event. Events are buffered until you iterate, so the
+        loop may also run after the stream has ended. A
+        :exc:`KeyboardInterrupt` (Ctrl+C, a notebook's interrupt) while the
+        loop waits closes the connection, then propagates.
 
         Parameters
         ----------
@@ -994,11 +1137,20 @@ class Connection:
 
         Examples
         --------
-        >>> with voxsync.connect() as conn:                # doctest: +SKIP
-        ...     voxsync.audio.stream_file(conn, "hello.wav", finish=False)
-        ...     for ev in conn.events(timeout=30):
-        ...         if isinstance(ev, voxsync.Transcript) and ev.is_final:
-        ...             print(ev.text)
+        >>> import voxsync
+        >>> from voxsync.audio import stream_file
+        >>> conn = voxsync.connection()
+        >>> events = conn.events(timeout=30)     # before connect: sees everything
+        >>> with conn:                           # connect ... finish + close
+        ...     seconds = stream_file(conn, "yes.wav", realtime=False)
+        >>> for ev in events:
+        ...     if isinstance(ev, voxsync.Transcript) and ev.is_final:
+        ...         print(ev.text)
+        ...     elif not isinstance(ev, voxsync.Transcript):
+        ...         print(ev.event_name)
+        connect
+        yes
+        disconnect
         """
         if threading.current_thread() in self._threads.values():
             raise LocalProtocolError("events() from a handler would block the dispatcher")
@@ -1218,8 +1370,14 @@ class Connection:
 
     def _start_thread(self, role: str, target: Callable[[], None]) -> threading.Thread:
         """Start a named daemon thread ``voxsync-<provider>-<n>-<role>``, joined by ``close()``."""
+        # each thread runs in its own copy of the context captured by connect()
+        # (one Context object cannot be entered by two threads at once)
+        context = (self._context or contextvars.copy_context()).copy()
         thread = threading.Thread(
-            target=target, name=f"voxsync-{self.provider}-{self._number}-{role}", daemon=True
+            target=context.run,
+            args=(target,),
+            name=f"voxsync-{self.provider}-{self._number}-{role}",
+            daemon=True,
         )
         with self._lock:  # registered and started together: close() never joins an unstarted one
             if self._closing:  # closed meanwhile (e.g. by the "connect" handler): not needed

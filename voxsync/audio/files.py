@@ -21,6 +21,7 @@ Read a whole file as 8 kHz mu-law::
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -73,6 +74,14 @@ def _describe_source(source: object) -> str:
     return f"<{type(source).__name__}>"
 
 
+class MissingAudioFileError(FileNotFoundError):
+    """A FileNotFoundError whose message is one sentence (``errno`` and
+    ``filename`` stay set): not ``[Errno 2] ...: 'x.wav': 'x.wav'``."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def _open(source: AudioSource) -> Any:
     """Open ``source`` with soundfile, translating its errors."""
     import soundfile
@@ -80,7 +89,10 @@ def _open(source: AudioSource) -> Any:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise FileNotFoundError(2, f"audio file not found: {str(path)!r}", str(path))
+            where = "" if path.is_absolute() else f" (relative paths start in {Path.cwd()})"
+            raise MissingAudioFileError(
+                errno.ENOENT, f"audio file not found: {str(path)!r}{where}", str(path)
+            )
         if path.is_dir():
             raise IsADirectoryError(
                 21, f"expected an audio file, got a directory: {str(path)!r}", str(path)

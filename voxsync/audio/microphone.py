@@ -58,6 +58,25 @@ _PORTAUDIO_FIX = (
 _counter = itertools.count(1)
 
 
+#: Ends the message of a device that cannot be opened (the command line
+#: replaces it with its own hint).
+LIST_DEVICES_HINT = "; voxsync.audio.list_devices() lists the input devices"
+
+
+def _open_failure(device: Any, audio_format: AudioFormat, exc: BaseException) -> str:
+    """One sentence for an input device PortAudio refused to open."""
+    text = str(exc)
+    if device is None:
+        what = "the default input device"
+        if "device -1" in text:  # PortAudio has no default input device
+            text = "there is none; connect a microphone or choose a device"
+    else:
+        what = f"input device {device!r}"
+        if "Error querying device" in text or "No input device matching" in text:
+            text = "there is no such input device"
+    return f"cannot open {what} for {audio_format}: {text}{LIST_DEVICES_HINT}"
+
+
 def _sounddevice() -> Any:
     """Import sounddevice, or raise DeviceError saying what to install."""
     try:
@@ -373,10 +392,7 @@ class MicrophoneStream:
                     callback=self._callback,
                 )
             except (sd.PortAudioError, ValueError) as exc:
-                raise DeviceError(
-                    f"cannot open input device {self.device!r} for {self.audio_format}: {exc}; "
-                    "see voxsync.audio.list_devices() for the available devices and rates"
-                ) from exc
+                raise DeviceError(_open_failure(self.device, self.audio_format, exc)) from exc
             try:
                 stream.start()
             except sd.PortAudioError as exc:

@@ -103,7 +103,7 @@ class Segment:
         Seconds from the start of the stream. For finals, the span of the
         recognised words; for partials, from the utterance start to the audio
         decoded so far.
-    words : tuple of Word
+    words : tuple of voxsync.events.Word
         Word timings (seconds from the start of the stream) with per-word
         confidence. Empty for partials.
     confidence : float or None

@@ -7,17 +7,17 @@ WebSocket within a few minutes; the socket may outlive it.
 
 Settings come from the vendor's environment variables, read at call time:
 
-=====================  ==========================  =================================
-variable               default                     meaning
-=====================  ==========================  =================================
-``UHLIVE_API_CLIENT``  (none)                      client id
-``UHLIVE_API_SECRET``  (none)                      client secret
-``UHLIVE_AUTH_SERVER`` ``id.uh.live``              auth host, or a full URL such as
-                                                   ``http://127.0.0.1:8765``
-``UHLIVE_AUTH_REALM``  ``uhlive``                  realm
-``UHLIVE_API_URL``     ``wss://api.uh.live``       API base URL (``ws``/``wss``;
-                                                   ``http``/``https`` are mapped)
-=====================  ==========================  =================================
+======================  ==========================  =================================
+variable                default                     meaning
+======================  ==========================  =================================
+``UHLIVE_API_CLIENT``   (none)                      client id
+``UHLIVE_API_SECRET``   (none)                      client secret
+``UHLIVE_AUTH_SERVER``  ``id.uh.live``              auth host, or a full URL such as
+                                                    ``http://127.0.0.1:8765``
+``UHLIVE_AUTH_REALM``   ``uhlive``                  realm
+``UHLIVE_API_URL``      ``wss://api.uh.live``       API base URL (``ws``/``wss``;
+                                                    ``http``/``https`` are mapped)
+======================  ==========================  =================================
 
 Pointing the two URL variables at a local emulator (``voxsync emulate
 uhlive``) is all it takes to run unchanged client code against it.
