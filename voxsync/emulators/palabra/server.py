@@ -29,27 +29,23 @@ import logging
 import secrets
 import socket
 import threading
-import time
 import uuid
 from http import HTTPStatus
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.http11 import Request, Response
-from websockets.protocol import State as WsState
-from websockets.server import ServerProtocol
-from websockets.sync.server import Server, ServerConnection
+from websockets.http11 import Request
+from websockets.sync.server import ServerConnection
 
 # the HTTP and websockets plumbing the emulators share
-from voxsync.emulators.base import EmulatorServer, url_host
-from voxsync.emulators.uhlive.server import (
-    _http_response,
-    _HttpRequest,
-    _read_http_request,
-    _ServerShim,
-    _TrackedConnection,
+from voxsync.emulators.base import url_host
+from voxsync.emulators.wsfront import (
+    HttpRequest,
+    TrackedConnection,
+    WebSocketFront,
+    http_response,
+    read_http_request,
 )
-from voxsync.redact import RedactingFilter
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
@@ -62,14 +58,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_WS_LOG = logging.getLogger("voxsync.emulators.palabra.websockets")
-_WS_LOG.addFilter(RedactingFilter())
 
 #: Credentials the emulator accepts unless told otherwise.
 DEFAULT_CLIENT_ID = "emulator-client-id"
 DEFAULT_CLIENT_SECRET = "emulator-client-secret"
 _THREAD_PREFIX = "voxsync-emulator-palabra"
-_HANDSHAKE_TIMEOUT = 10.0
 _MAX_FRAME = 4 * 1024 * 1024
 
 #: A translator: ``(text, source_language, target_language) -> translated text``.
@@ -128,7 +121,7 @@ class PalabraFaults:
     double_encode: bool = False
 
 
-class PalabraEmulator(EmulatorServer):
+class PalabraEmulator(WebSocketFront):
     """A local Palabra server on ``host:port`` (0 picks a free port).
 
     Parameters
@@ -160,6 +153,8 @@ class PalabraEmulator(EmulatorServer):
     """
 
     name = "palabra"
+    rest_methods = (b"POST ", b"DELET", b"PUT ")
+    max_frame = _MAX_FRAME
 
     def __init__(
         self,
@@ -202,9 +197,6 @@ class PalabraEmulator(EmulatorServer):
         self.received: List[Tuple[str, Any]] = []
         self._tokens: Dict[str, str] = {}
         self._routes: List[Tuple[str, Callable[[str], bool], SocketHandler]] = []
-        self._lock = threading.Lock()
-        self._connections: Set[ServerConnection] = set()
-        self._shim = _ServerShim()
         self._synthesizer: Any = None
         from voxsync.emulators.palabra.translation import serve_translation
 
@@ -290,46 +282,18 @@ class PalabraEmulator(EmulatorServer):
 
     # ------------------------------------------------------------ hooks
     def _prepare(self) -> None:
-        self._shim = _ServerShim()
+        super()._prepare()
         # load one recognizer now: loading holds the interpreter lock for seconds, which
         # must not happen while a client streams (the engine pools it for the first socket)
         self.engine.new_session(16000).close()
 
-    def _close_clients(self) -> None:
-        self._shim.socket_closed.set()
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            conn.close_socket()
-
-    def _handle(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(_HANDSHAKE_TIMEOUT)
-        head = self._peek(sock)
-        if head is None:
+    def _serve_http(self, sock: socket.socket) -> None:
+        request = read_http_request(sock)
+        if request is None:
+            http_response(sock, 400, {"ok": False, "errors": [{"detail": "bad request"}]})
             return
-        if head.startswith((b"POST ", b"DELET", b"PUT ")):
-            request = _read_http_request(sock)
-            if request is None:
-                _http_response(sock, 400, {"ok": False, "errors": [{"detail": "bad request"}]})
-                return
-            status, body = self._rest(request)
-            _http_response(sock, status, body)
-            return
-        sock.settimeout(None)
-        self._serve_websocket(sock)
-
-    def _peek(self, sock: socket.socket) -> Optional[bytes]:
-        deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
-        while True:
-            data = sock.recv(5, socket.MSG_PEEK)
-            if not data:
-                return None
-            if len(data) >= 5 or not any(m.startswith(data) for m in (b"POST ", b"DELET", b"PUT ")):
-                return data
-            if time.monotonic() > deadline or self.stopping.is_set():
-                return None
-            time.sleep(0.002)
+        status, body = self._rest(request)
+        http_response(sock, status, body)
 
     # --------------------------------------------------------------- REST
     def _problem(self, status: int, detail: str) -> Tuple[int, Dict[str, Any]]:
@@ -348,7 +312,7 @@ class PalabraEmulator(EmulatorServer):
             ],
         }
 
-    def _rest(self, request: _HttpRequest) -> Tuple[int, Dict[str, Any]]:
+    def _rest(self, request: HttpRequest) -> Tuple[int, Dict[str, Any]]:
         with self._lock:
             if self.faults.rest_5xx > 0:
                 self.faults.rest_5xx -= 1
@@ -390,8 +354,7 @@ class PalabraEmulator(EmulatorServer):
         return self._problem(404, f"no such endpoint: {request.method} {path}")
 
     # ---------------------------------------------------------- websockets
-    def _process_request(self, conn: ServerConnection, request: Request) -> Optional[Response]:
-        url = urlsplit(request.path)
+    def _route(self, conn: ServerConnection, request: Request, url: Any) -> Any:
         route = url.path.rstrip("/")
         if route == "/session-storage/sessions":
             with self._lock:
@@ -412,44 +375,12 @@ class PalabraEmulator(EmulatorServer):
                 refusal = getattr(handler, "check", lambda q: None)(query)
                 if refusal is not None:  # a route's own upgrade refusal (400, 409, ...)
                     return conn.respond(HTTPStatus(refusal[0]), f"{refusal[1]}\n")
-                cast(Any, conn).voxsync_route = (handler, query)
-                return None
+                return (handler, query)
         return conn.respond(HTTPStatus.NOT_FOUND, f"no such path: {url.path}\n")
 
-    def _serve_websocket(self, sock: socket.socket) -> None:
-        protocol = ServerProtocol(max_size=_MAX_FRAME, logger=_WS_LOG)
-        conn = _TrackedConnection(
-            sock,
-            protocol,
-            cast(Server, self._shim),
-            ping_interval=None,
-            ping_timeout=None,
-            close_timeout=2.0,
-            max_queue=64,
-        )
-        self.threads.adopt(conn.recv_events_thread, "wsrecv")
-        with self._lock:
-            self._connections.add(conn)
-        try:
-            conn.handshake(self._process_request, None, None, _HANDSHAKE_TIMEOUT)
-            if conn.protocol.state is not WsState.OPEN:
-                return
-            route = getattr(conn, "voxsync_route", None)
-            if route is None:
-                return
-            handler, query = route
-            handler(self, conn, query)
-        except Exception:
-            log.exception("palabra emulator: socket handler failed")
-        finally:
-            try:
-                conn.close(1000)
-            except Exception:
-                log.debug("palabra emulator: close failed", exc_info=True)
-            conn.close_socket()
-            conn.recv_events_thread.join(5.0)
-            with self._lock:
-                self._connections.discard(conn)
+    def _serve_route(self, conn: TrackedConnection, route: Any) -> None:
+        handler, query = route
+        handler(self, conn, query)
 
 
 def _is_s2s_path(path: str) -> bool:

@@ -32,31 +32,31 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 from http import HTTPStatus
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, cast
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.http11 import Request, Response
-from websockets.protocol import State as WsState
-from websockets.server import ServerProtocol
-from websockets.sync.server import Server, ServerConnection
+from websockets.sync.server import ServerConnection
 
 from voxsync.emulators._cli import (
     add_server_arguments,
     engine_options_from_args,
     serve_until_stopped,
 )
-from voxsync.emulators.base import EmulatorServer
 from voxsync.emulators.uhlive.bots import serve_bot
 from voxsync.emulators.uhlive.conversation import ConversationHub
 from voxsync.emulators.uhlive.state import UhliveFaults, UhliveState
-from voxsync.redact import RedactingFilter
+from voxsync.emulators.wsfront import (
+    HttpRequest,
+    TrackedConnection,
+    WebSocketFront,
+    http_response,
+    read_http_request,
+)
 
 # websockets logs request lines and headers at debug level: tokens in them are redacted
-_WS_LOG = logging.getLogger("voxsync.emulators.uhlive.websockets")
-_WS_LOG.addFilter(RedactingFilter())
 
 __all__ = [
     "DEFAULT_AUDIO_GAP_TIMEOUT",
@@ -81,11 +81,6 @@ DEFAULT_BANDWIDTH_EXTENSION = 0.6
 DEFAULT_REALM = "uhlive"
 #: Seconds a token may wait before it opens a socket.
 DEFAULT_TOKEN_TTL = 300.0
-
-_MAX_HEADER = 64 * 1024
-_MAX_BODY = 64 * 1024
-_PEEK = 5  # len(b"POST ")
-_HANDSHAKE_TIMEOUT = 10.0
 
 
 # ---------------------------------------------------------------- tokens
@@ -143,92 +138,8 @@ class _TokenIssuer:
         return claims
 
 
-# ------------------------------------------------------------ HTTP front
-class _HttpRequest:
-    def __init__(self, method: str, target: str, headers: Dict[str, str], body: bytes) -> None:
-        self.method = method
-        self.target = target
-        self.headers = headers
-        self.body = body
-
-
-def _read_http_request(sock: socket.socket) -> Optional[_HttpRequest]:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        if len(buf) > _MAX_HEADER:
-            return None
-        part = sock.recv(4096)
-        if not part:
-            return None
-        buf += part
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    pieces = lines[0].split(" ")
-    if len(pieces) != 3:
-        return None
-    headers: Dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
-        return None
-    if length < 0 or length > _MAX_BODY:
-        return None
-    body = rest
-    while len(body) < length:
-        part = sock.recv(length - len(body))
-        if not part:
-            return None
-        body += part
-    return _HttpRequest(pieces[0], pieces[1], headers, body[:length])
-
-
-def _http_response(
-    sock: socket.socket,
-    status: int,
-    body: Mapping[str, Any],
-    extra: Optional[Dict[str, str]] = None,
-) -> None:
-    data = json.dumps(body).encode("utf-8")
-    reason = HTTPStatus(status).phrase
-    lines = [
-        f"HTTP/1.1 {status} {reason}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(data)}",
-        "Cache-Control: no-store",
-        "Connection: close",
-    ]
-    lines.extend(f"{k}: {v}" for k, v in (extra or {}).items())
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
-
-
-# ----------------------------------------------------- websockets glue
-class _ServerShim:
-    """The part of ``websockets.sync.server.Server`` a connection uses."""
-
-    def __init__(self) -> None:
-        self.socket_closed = threading.Event()
-
-
-class _TrackedConnection(ServerConnection):
-    """A server connection that records when the client last sent any frame."""
-
-    last_activity: float = 0.0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.last_activity = time.monotonic()
-        super().__init__(*args, **kwargs)
-
-    def process_event(self, event: Any) -> None:
-        self.last_activity = time.monotonic()
-        super().process_event(event)
-
-
 # -------------------------------------------------------------- emulator
-class UhliveEmulator(EmulatorServer):
+class UhliveEmulator(WebSocketFront):
     """A local Uh!ive server (auth, Conversation API, Recognition API).
 
     Parameters
@@ -314,9 +225,6 @@ class UhliveEmulator(EmulatorServer):
         self.state.stopping = self.stopping
         self.state.stamp_events = stamp_events
         self.bandwidth_extension = bandwidth_extension
-        self._shim = _ServerShim()
-        self._connections: Set[ServerConnection] = set()
-        self._lock = threading.Lock()
         self._issuer: Optional[_TokenIssuer] = None
         self._hub: Optional[ConversationHub] = None
 
@@ -374,59 +282,23 @@ class UhliveEmulator(EmulatorServer):
         if alpha is None:
             alpha = DEFAULT_BANDWIDTH_EXTENSION if self.engine_kind == "pocketsphinx" else 0.0
         self._hub = ConversationHub(self.engine, self.state, alpha)
-        self._shim = _ServerShim()
+        super()._prepare()
 
     def _serve(self, listener: socket.socket) -> None:
         self._issuer = _TokenIssuer(f"{self.base_url}/realms/{self.realm}", self.token_ttl)
         super()._serve(listener)
 
-    def _close_clients(self) -> None:
-        self._shim.socket_closed.set()
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            conn.close_socket()
-
-    # ---------------------------------------------------------- front
-    def _handle(self, sock: socket.socket) -> None:
-        self._serve_socket(sock)
-
-    def _serve_socket(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(_HANDSHAKE_TIMEOUT)
-        head = self._peek(sock)
-        if head is None:
-            return
-        if head.startswith(b"POST "):
-            self._serve_http(sock)
-            return
-        sock.settimeout(None)
-        self.track_socket(sock, open=False)  # the WebSocket connection closes it from now on
-        self._serve_websocket(sock)
-
-    def _peek(self, sock: socket.socket) -> Optional[bytes]:
-        deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
-        while True:
-            data = sock.recv(_PEEK, socket.MSG_PEEK)
-            if not data:
-                return None
-            if len(data) >= _PEEK or b"POST "[: len(data)] != data:
-                return data
-            if time.monotonic() > deadline or self.stopping.is_set():
-                return None
-            time.sleep(0.002)
-
     def _serve_http(self, sock: socket.socket) -> None:
-        request = _read_http_request(sock)
+        request = read_http_request(sock)
         if request is None:
-            _http_response(
+            http_response(
                 sock, 400, {"error": "invalid_request", "error_description": "bad HTTP request"}
             )
             return
         status, body = self._token_endpoint(request)
-        _http_response(sock, status, body)
+        http_response(sock, status, body)
 
-    def _token_endpoint(self, request: _HttpRequest) -> Tuple[int, Dict[str, Any]]:
+    def _token_endpoint(self, request: HttpRequest) -> Tuple[int, Dict[str, Any]]:
         path = urlsplit(request.target).path
         prefix, suffix = "/realms/", "/protocol/openid-connect/token"
         if not (path.startswith(prefix) and path.endswith(suffix)):
@@ -507,10 +379,8 @@ class UhliveEmulator(EmulatorServer):
         return self._issuer.verify(token) if self._issuer is not None and token else None
 
     # ------------------------------------------------------ websocket
-    def _process_request(self, conn: ServerConnection, request: Request) -> Optional[Response]:
-        url = urlsplit(request.path)
+    def _route(self, conn: ServerConnection, request: Request, url: Any) -> Any:
         route = url.path.rstrip("/")
-        conn_any = cast(Any, conn)
         if route == "/socket/websocket":
             query = parse_qs(url.query)
             vsn = query.get("vsn", ["1.0.0"])[0]
@@ -522,16 +392,14 @@ class UhliveEmulator(EmulatorServer):
             claims = self._verify(token)
             if claims is None:
                 return self._forbidden(conn)
-            conn_any.voxsync_route = ("conversation", token, claims)
-            return None
+            return ("conversation", token, claims)
         if route == "/bots":
             auth = request.headers.get("Authorization", "")
             scheme, _, token = auth.partition(" ")
             claims = self._verify(token.strip()) if scheme.lower() == "bearer" else None
             if claims is None:
                 return self._forbidden(conn)
-            conn_any.voxsync_route = ("bots", token.strip(), claims)
-            return None
+            return ("bots", token.strip(), claims)
         return conn.respond(HTTPStatus.NOT_FOUND, f"no such path: {url.path}\n")
 
     @staticmethod
@@ -539,45 +407,12 @@ class UhliveEmulator(EmulatorServer):
         response = conn.respond(HTTPStatus.FORBIDDEN, "")
         return response
 
-    def _serve_websocket(self, sock: socket.socket) -> None:
-        protocol = ServerProtocol(max_size=2**22, logger=_WS_LOG)
-        conn = _TrackedConnection(
-            sock,
-            protocol,
-            cast(Server, self._shim),
-            ping_interval=None,
-            ping_timeout=None,
-            close_timeout=2.0,
-            max_queue=64,
-        )
-        self.threads.adopt(conn.recv_events_thread, "wsrecv")
-        with self._lock:
-            self._connections.add(conn)
-        try:
-            conn.handshake(self._process_request, None, None, _HANDSHAKE_TIMEOUT)
-            if conn.protocol.state is not WsState.OPEN:
-                conn.close_socket()
-                return
-            route = getattr(conn, "voxsync_route", None)
-            if route is None:
-                conn.close_socket()
-                return
-            kind, token, claims = route
-            if kind == "conversation":
-                cast(ConversationHub, self._hub).serve(conn, claims)
-            else:
-                serve_bot(conn, engine=self.engine, state=self.state, token=token)
-        except Exception:
-            log.exception("uhlive emulator: socket handler failed")
-        finally:
-            try:
-                conn.close(1000)
-            except Exception:  # already closed or broken
-                log.debug("uhlive emulator: close failed", exc_info=True)
-            conn.close_socket()
-            conn.recv_events_thread.join(5.0)
-            with self._lock:
-                self._connections.discard(conn)
+    def _serve_route(self, conn: TrackedConnection, route: Any) -> None:
+        kind, token, claims = route
+        if kind == "conversation":
+            cast(ConversationHub, self._hub).serve(conn, claims)
+        else:
+            serve_bot(conn, engine=self.engine, state=self.state, token=token)
 
 
 # ------------------------------------------------------------------- CLI
