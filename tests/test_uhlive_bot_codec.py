@@ -173,27 +173,30 @@ def test_request_id_counts_commands_and_reading_it_changes_nothing() -> None:
 
 def test_refused_arguments_do_not_consume_a_request_id() -> None:
     rec = opened_recognizer()
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="must be JSON values"):
         rec.set_params(bad=object())
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="must be JSON values"):
         rec.set_params(nan=float("nan"))
     assert json.loads(rec.get_params())["request_id"] == 2
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "match"),
     [
-        lambda r: r.recognize(),
-        lambda r: r.recognize("speech/boolean"),
-        lambda r: r.recognize("builtin:a\nbuiltin:b"),
-        lambda r: r.recognize("builtin:speech/boolean", recognition_mode="fast"),
-        lambda r: r.define_grammar("", "builtin:speech/boolean"),
-        lambda r: r.define_grammar("a b", "builtin:speech/boolean"),
-        lambda r: r.define_grammar("ok", ""),
+        (lambda r: r.recognize(), "at least one grammar"),
+        (lambda r: r.recognize("speech/boolean"), "grammar must be a one-line"),
+        (lambda r: r.recognize("builtin:a\nbuiltin:b"), "grammar must be a one-line"),
+        (
+            lambda r: r.recognize("builtin:speech/boolean", recognition_mode="fast"),
+            "recognition_mode must be 'normal' or 'hotword'",
+        ),
+        (lambda r: r.define_grammar("", "builtin:speech/boolean"), "alias must be a non-empty"),
+        (lambda r: r.define_grammar("a b", "builtin:speech/boolean"), "alias must be a non-empty"),
+        (lambda r: r.define_grammar("ok", ""), "uri must be a non-empty"),
     ],
 )
-def test_bad_arguments_raise_configuration_error(call: Any) -> None:
-    with pytest.raises(ConfigurationError):
+def test_bad_arguments_raise_configuration_error(call: Any, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
         call(opened_recognizer())
 
 
