@@ -314,3 +314,18 @@ def test_redaction_keeps_the_name_and_separator() -> None:
     assert redact("client_secret=s3cr3t&x=1") == f"client_secret={REDACTED}&x=1"
     assert redact("X-Aiola-Api-Key: abc123") == f"X-Aiola-Api-Key: {REDACTED}"
     assert redact('"password" : "hunter22"') == f'"password" : "{REDACTED}"'
+
+
+def test_redacting_filter_rewrites_the_record_and_keeps_it() -> None:
+    """Bug: the filter dropping records, or leaving the arguments to be formatted again."""
+    import logging
+
+    from voxsync.redact import RedactingFilter
+
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "GET %s -> %d", ("/ws?jwt=abc.def.ghi&v=2", 200), None
+    )
+    assert RedactingFilter().filter(record) is True  # kept, not dropped
+    assert record.msg == f"GET /ws?jwt={REDACTED}&v=2 -> 200"
+    assert record.args is None
+    assert record.getMessage() == f"GET /ws?jwt={REDACTED}&v=2 -> 200"
