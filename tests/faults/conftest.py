@@ -38,8 +38,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, A
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _results:
         return
-    from providers import PROVIDERS
-    from test_fault_matrix import CASES
+    from faults.providers import PROVIDERS
+    from faults.test_fault_matrix import CASES
 
     providers = list(PROVIDERS)
     width = max(len(c) for c in CASES) + 2

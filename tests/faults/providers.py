@@ -16,8 +16,7 @@ import wave
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from proxy import FaultProxy
-
+from faults.proxy import FaultProxy
 from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection
 from voxsync.emulators.engine import make_engine

@@ -28,8 +28,8 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 import pytest
-from providers import PROVIDERS, Env, NotApplicable
 
+from faults.providers import PROVIDERS, Env, NotApplicable
 from voxsync.connection import Connection
 from voxsync.errors import (
     AudioFormatError,
