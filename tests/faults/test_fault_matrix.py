@@ -556,11 +556,12 @@ def _ctrl_c_wait(env: Env) -> None:
 def _ctrl_c_with(env: Env) -> None:
     w = Watch(env)
     chunk = env.chunks(0.1)[0]
-    with interrupt_after(0.5) as start, pytest.raises(KeyboardInterrupt), w.conn:
-        while True:
-            w.conn.send(chunk)
-            time.sleep(0.02)
-    assert time.monotonic() - start <= 0.5 + 10 + CTRL_C_BOUND  # connect included
+    with pytest.raises(KeyboardInterrupt), w.conn:  # noqa: SIM117 (Ctrl+C once inside)
+        with interrupt_after(0.5) as start:
+            while True:
+                w.conn.send(chunk)
+                time.sleep(0.02)
+    assert time.monotonic() - start <= 0.5 + CTRL_C_BOUND + SLACK
     assert w.conn.state == "closed"
     assert_no_thread_left()
 
