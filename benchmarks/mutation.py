@@ -36,7 +36,11 @@ RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 #: module (relative to voxsync/) -> the test files that exercise it
 MODULES: Dict[str, List[str]] = {
     "redact.py": ["tests/test_events_errors.py", "tests/test_guards.py"],
-    "audio/format.py": ["tests/test_audio_convert.py", "tests/test_connection.py"],
+    "audio/format.py": [
+        "tests/test_audio_format.py",
+        "tests/test_audio_convert.py",
+        "tests/test_connection.py",
+    ],
     "audio/g711.py": ["tests/test_audio_convert.py"],
     "audio/convert.py": ["tests/test_audio_convert.py", "tests/test_guards.py"],
     "audio/pacing.py": ["tests/test_audio_files.py"],
