@@ -120,6 +120,18 @@ def test_g711_matches_the_shipped_reference_vectors() -> None:
     assert np.array_equal(alaw_decode(ALL_CODES.tobytes()), ref["alaw_decoded"])
 
 
+def test_g711_tables_are_built_bit_exact() -> None:
+    """The table builders themselves (they run once, at import) against the reference."""
+    from voxsync.audio import g711
+
+    ref = np.load(Path(__file__).resolve().parent / "data" / "g711_reference.npz")
+    index = ALL_PCM.view(np.uint16)
+    assert np.array_equal(g711._build_ulaw_encode()[index], ref["ulaw_encoded"])
+    assert np.array_equal(g711._build_alaw_encode()[index], ref["alaw_encoded"])
+    assert np.array_equal(g711._build_ulaw_decode(), ref["ulaw_decoded"])
+    assert np.array_equal(g711._build_alaw_decode(), ref["alaw_decoded"])
+
+
 def test_g711_rejects_wrong_dtypes() -> None:
     with pytest.raises(TypeError, match="int16"):
         ulaw_encode(np.zeros(4, dtype=np.float32))
