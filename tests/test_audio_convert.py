@@ -130,6 +130,13 @@ def test_g711_tables_are_built_bit_exact() -> None:
     assert np.array_equal(g711._build_alaw_encode()[index], ref["alaw_encoded"])
     assert np.array_equal(g711._build_ulaw_decode(), ref["ulaw_decoded"])
     assert np.array_equal(g711._build_alaw_decode(), ref["alaw_decoded"])
+    dtypes = [
+        g711._build_ulaw_encode().dtype,
+        g711._build_alaw_encode().dtype,
+        g711._build_ulaw_decode().dtype,
+        g711._build_alaw_decode().dtype,
+    ]
+    assert dtypes == [np.uint8, np.uint8, np.int16, np.int16]
 
 
 def test_g711_rejects_wrong_dtypes() -> None:
