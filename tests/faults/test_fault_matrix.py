@@ -373,6 +373,7 @@ def _slow_handler(env: Env) -> None:
     w.connect()
     w.send_all(env.chunks(3.0))
     assert running.wait(15), "no transcript"
+    time.sleep(1.5)  # more results queue up behind the slow handler
     w.close()  # immediate, whatever the handlers do
     # the dispatcher ends after the handler now running (0.5 s), not after the queue
     assert_no_thread_left(timeout=0.5 + SLACK)
@@ -685,6 +686,11 @@ KNOWN_FAILURES: Dict[Tuple[str, str], str] = {
             "overflow: block",
             "Ctrl+C, stalled server",
         )
+    },
+    **{
+        ("slow handler", p): "the dispatcher goes on running handlers for every queued event "
+        "after close() (issue 14 #7)"
+        for p in ("aiola", "uhlive")
     },
     ("close() during a huge send", "local"): "the writer decodes one large chunk in one "
     "call; close() waits for it (issue 14 #8)",
