@@ -695,7 +695,7 @@ KNOWN_FAILURES: Dict[Tuple[str, str], str] = {
     ("close() during a huge send", "local"): "the writer decodes one large chunk in one "
     "call; close() waits for it (issue 14 #8)",
     ("huge send", "uhlive-bot"): "one large send() is one WebSocket frame, beyond the 4 MiB "
-    "limit (issue 14 #4)",
+    "limit (issue 14 #4); the bot emulator does not always notice (not strict)",
     ("close code during finish", "uhlive-bot"): "finish() succeeds when the socket closes "
     "with 1011 before CLOSED (issue 14 #2)",
     ("close code during finish", "uhlive"): "finish() succeeds when the socket closes with "
@@ -713,6 +713,10 @@ KNOWN_FAILURES: Dict[Tuple[str, str], str] = {
 }
 
 
+#: known failures that do not show on every run (xfail without strict)
+NOT_STRICT = {("huge send", "uhlive-bot")}
+
+
 def _cells() -> Iterator[Any]:
     for name in CASES:
         for provider in PROVIDERS:
@@ -720,8 +724,9 @@ def _cells() -> Iterator[Any]:
             if (name, provider) in NOT_APPLICABLE:
                 marks.append(pytest.mark.skip(reason=NOT_APPLICABLE[(name, provider)]))
             elif (name, provider) in KNOWN_FAILURES:
+                strict = (name, provider) not in NOT_STRICT
                 marks.append(
-                    pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[(name, provider)])
+                    pytest.mark.xfail(strict=strict, reason=KNOWN_FAILURES[(name, provider)])
                 )
             yield pytest.param(name, provider, marks=marks, id=f"{name}-{provider}")
 
