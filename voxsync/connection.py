@@ -394,6 +394,9 @@ class Connection:
     event_names: ClassVar[FrozenSet[str]] = frozenset(
         {"connect", "disconnect", "error", "warning", "message", "reconnecting", "reconnected"}
     )
+    #: Longest audio (seconds) the service takes in one message: the writer
+    #: cuts longer chunks into pieces of this length (whole frames). None: any.
+    max_chunk_seconds: ClassVar[Optional[float]] = None
     _uses_reader_thread: ClassVar[bool] = False
     _counters: ClassVar[Dict[str, Iterator[int]]] = {}
     _counters_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -1491,6 +1494,10 @@ class Connection:
     def _writer_loop(self) -> None:
         q = self._send_q
         interval = self._keepalive_interval
+        fmt, seconds = self._input_format, self.max_chunk_seconds
+        piece = None
+        if fmt is not None and seconds is not None:
+            piece = max(fmt.frame_size, fmt.nbytes(seconds))
         try:
             while True:
                 try:
@@ -1506,7 +1513,13 @@ class Connection:
                 if type(item) is _Control:
                     self._write_control(item.frame)
                     continue
-                self._write_chunk(item)
+                if piece is None or len(item) <= piece:
+                    self._write_chunk(item)
+                else:  # a huge send(): in pieces the service takes
+                    for start in range(0, len(item), piece):
+                        if self._closing:
+                            return
+                        self._write_chunk(item[start : start + piece])
                 self.metrics._sent(len(item))
         except Exception as exc:
             if not self._closing:

@@ -119,6 +119,7 @@ class SpeechToText(RealtimeSocket):
     """
 
     provider: ClassVar[str] = "palabra-stt"
+    max_chunk_seconds = _CHUNK_SECONDS
     service = "Palabra STT"
     event_names: ClassVar[FrozenSet[str]] = Connection.event_names | frozenset(
         {"transcript", "translation"}
@@ -173,7 +174,6 @@ class SpeechToText(RealtimeSocket):
         self._detected_language: Optional[str] = None
         self._first_audio: Optional[float] = None  # writer thread only
         self._audio_seconds = 0.0
-        self._chunk_bytes = self.input_format.nbytes(_CHUNK_SECONDS) if self.input_format else 0
 
     # ----------------------------------------------------------------- info
     @property
@@ -221,9 +221,7 @@ class SpeechToText(RealtimeSocket):
         if self._first_audio is None:
             self._first_audio = time.monotonic()
         self._audio_seconds += self.input_format.duration(len(chunk))
-        step = self._chunk_bytes or len(chunk)
-        for start in range(0, len(chunk), step):
-            self._write_frame(bytes(chunk[start : start + step]))
+        self._write_frame(bytes(chunk))
 
     # --------------------------------------------------------------- receive
     def _receive(self, frame: Union[str, bytes]) -> None:

@@ -103,6 +103,7 @@ class TranslationSession(WebSocketConnection):
     """
 
     provider: ClassVar[str] = "palabra"
+    max_chunk_seconds = CHUNK_MS / 1000  # the service's optimal input chunk
     service: ClassVar[str] = "Palabra"
     event_names: ClassVar[FrozenSet[str]] = WebSocketConnection.event_names | frozenset(
         {"transcript", "translation", "audio", "task", "end_of_stream"}
@@ -323,9 +324,7 @@ class TranslationSession(WebSocketConnection):
             self._stream_ended()
 
     def _write_chunk(self, chunk: bytes) -> None:
-        size = self._chunk_bytes
-        for offset in range(0, len(chunk), size):
-            self._write_frame(codec.audio_frame(chunk[offset : offset + size]))
+        self._write_frame(codec.audio_frame(chunk))
 
     def _end_of_stream(self) -> None:
         transport = self._transport

@@ -137,6 +137,7 @@ class BotConnection(WebSocketConnection):
     """
 
     provider: ClassVar[str] = "uhlive-bot"
+    max_chunk_seconds = 0.5
     service: ClassVar[str] = "the Uh!ive Recognition API"
     event_names: ClassVar[FrozenSet[str]] = WebSocketConnection.event_names | frozenset(
         {"transcript", "start_of_input", "recognition_complete"}

@@ -183,6 +183,7 @@ class ConversationConnection(WebSocketConnection):
     """
 
     provider: ClassVar[str] = "uhlive"
+    max_chunk_seconds = 0.5  # a frame per half second, as the vendor's examples send
     service: ClassVar[str] = "Uh!ive"
     event_names: ClassVar[FrozenSet[str]] = WebSocketConnection.event_names | {
         "transcript",
