@@ -44,6 +44,9 @@ __all__ = ["Frame", "WebSocketConnection"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds a failed write waits for the reader to report the peer's close frame.
+_READER_GRACE = 0.5
+
 #: A WebSocket message: ``str`` for a text frame, ``bytes`` for a binary one.
 Frame = Union[str, bytes]
 
@@ -214,6 +217,20 @@ class WebSocketConnection(Connection):
             else:
                 transport.send_binary(frame)
         except ConnectionError as exc:
+            self._let_reader_report()
             if isinstance(exc, DisconnectedError):
                 raise
             raise DisconnectedError(f"sending to {self.service} failed: {exc}") from exc
+
+    def _let_reader_report(self) -> None:
+        """After a failed write, give the reader a moment to read the peer's close frame.
+
+        A service that closes with a code (1011, 1008) and then drops the
+        socket makes our next write fail with a broken pipe while its close
+        frame still waits, unread, in the receive buffer. The reader's
+        failure carries the code and reason, and the first failure wins, so
+        the writer waits (bounded) for the reader to end before failing.
+        """
+        reader = self._threads.get("reader")
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(_READER_GRACE)
