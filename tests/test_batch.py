@@ -40,7 +40,7 @@ def test_results_in_input_order_and_failures_do_not_stop_the_others(tmp_path: Pa
     assert [r.ok for r in results] == [True, False, False, True]
     assert (results[0].text, results[3].text) == ("yes", "no")
     assert results[0].finals == ("yes",) and results[0].seconds > 0.3
-    assert (results[1].error_type, results[1].error) == ("FileNotFoundError", "no such file")
+    assert (results[1].error_type, results[1].error) == ("MissingAudioFileError", "no such file")
     assert results[2].error_type == "UnsupportedAudioError"
     assert "convert it to WAV or FLAC" in str(results[2].error)
     # once per file, in the calling thread, each index with its own path
@@ -152,7 +152,8 @@ def test_dask_local_cluster(tmp_path: Path) -> None:
     ):
         results = transcribe_many(paths, executor=client.get_executor(), jobs=2)
     assert [r.text for r in results] == ["yes", "", "", "no"]
-    assert [r.error_type for r in results][1:3] == ["FileNotFoundError", "UnsupportedAudioError"]
+    errors = [r.error_type for r in results][1:3]
+    assert errors == ["MissingAudioFileError", "UnsupportedAudioError"]
 
 
 # ------------------------------------------------------------------ command
@@ -189,7 +190,7 @@ def test_command_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         (missing, False, ""),
         (paths[3], True, "no"),
     ]
-    assert rows[1]["error_type"] == "FileNotFoundError"
+    assert rows[1]["error_type"] == "MissingAudioFileError"
 
 
 def test_command_all_good_and_bad_jobs(capsys: pytest.CaptureFixture[str]) -> None:

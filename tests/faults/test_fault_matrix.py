@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Set, Tuple
 
 import numpy as np
 import pytest
@@ -655,66 +655,11 @@ NOT_APPLICABLE: Dict[Tuple[str, str], str] = {
 }
 
 #: (case, provider) -> the failure today and the issue item fixing it (strict xfail).
-KNOWN_FAILURES: Dict[Tuple[str, str], str] = {
-    **{
-        (c, "aiola"): "close() blocks ~43 s behind a stalled link (issue 14 #1)"
-        for c in (
-            "stall, close()",
-            "finish, no answer",
-            "overflow: raise",
-            "overflow: drop_oldest",
-            "overflow: block",
-            "Ctrl+C in finish()",
-            "Ctrl+C, stalled server",
-        )
-    },
-    ("drop every connection", "aiola"): "reconnection never gives up on a flapping link "
-    "(issue 14 #10)",
-    ("malformed frame (transport)", "aiola"): "malformed Socket.IO packets vanish with a log "
-    "line (issue 14 #6)",
-    ("huge send", "aiola"): "one large send() is not re-chunked: the transport drops it "
-    "(issue 14 #4)",
-    ("huge send", "uhlive"): "one large send() is one WebSocket frame, beyond the 4 MiB "
-    "limit (issue 14 #4)",
-    **{
-        (c, "uhlive-bot"): "close() waits up to 3 s for CLOSED from a stalled server "
-        "(issue 14 #10)"
-        for c in (
-            "stall, close()",
-            "overflow: raise",
-            "overflow: drop_oldest",
-            "overflow: block",
-            "Ctrl+C, stalled server",
-        )
-    },
-    **{
-        ("slow handler", p): "the dispatcher goes on running handlers for every queued event "
-        "after close() (issue 14 #7)"
-        for p in ("aiola", "uhlive")
-    },
-    ("close() during a huge send", "local"): "the writer decodes one large chunk in one "
-    "call; close() waits for it (issue 14 #8)",
-    ("huge send", "uhlive-bot"): "one large send() is one WebSocket frame, beyond the 4 MiB "
-    "limit (issue 14 #4); the bot emulator does not always notice (not strict)",
-    ("close code during finish", "uhlive-bot"): "finish() succeeds when the socket closes "
-    "with 1011 before CLOSED (issue 14 #2)",
-    ("close code during finish", "uhlive"): "finish() succeeds when the socket closes with "
-    "1011 before speaker_left (issue 14 #2)",
-    **{
-        ("bad memoryviews, numpy", p): "send() raises built-in TypeError for memoryviews, "
-        "no numpy (issue 14 #9)"
-        for p in ("local", "aiola", "uhlive", "uhlive-bot")
-    },
-    **{
-        ("Ctrl+C in events()", p): "Ctrl+C inside events() leaves the connection open "
-        "(issue 14, also fix)"
-        for p in ("local", "aiola", "uhlive", "uhlive-bot")
-    },
-}
+KNOWN_FAILURES: Dict[Tuple[str, str], str] = {}
 
 
 #: known failures that do not show on every run (xfail without strict)
-NOT_STRICT = {("huge send", "uhlive-bot")}
+NOT_STRICT: Set[Tuple[str, str]] = set()
 
 
 def _cells() -> Iterator[Any]:
