@@ -880,3 +880,45 @@ def test_finish_gives_up_with_timeout_error_when_speech_is_never_transcribed() -
         with pytest.raises(voxsync.errors.TimeoutError, match="finish"):
             conn.finish(timeout=1.5)
         assert 1.4 <= time.monotonic() - started < 1.5 + 2.5
+
+
+def test_finish_keeps_every_utterance_when_results_come_late(ps_engine: Any) -> None:
+    # a real recognizer's latency: each transcript comes 2 s after its utterance
+    # ended, so the first one arrives while the second utterance is being sent
+    faults = AiolaFaults(result_delay=2.0)
+    with AiolaEmulator(engine=ps_engine, faults=faults) as emu, client_for(emu, api_key="k") as c:
+        conn = c.stt.stream(lang_code="en")
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        for chunk in chunks(pcm("two_utterances.wav")):
+            conn.send(chunk)
+            time.sleep(0.05)  # twice real time
+        conn.finish(timeout=20)
+    texts = [ev.text for ev in rec.of("transcript")]
+    assert len(texts) == 2, texts
+    assert word_errors(TRANSCRIPTS["two_utterances.wav"], " ".join(texts)) <= 1, texts
+
+
+def test_finish_returns_as_soon_as_nothing_is_pending(emu: AiolaEmulator) -> None:
+    with client_for(emu) as client:
+        conn = client.stt.stream(lang_code="en", finish_quiet=1.0)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        for chunk in chunks(pcm("yes.wav") + bytes(16000)):
+            conn.send(chunk)
+        rec.wait_for("transcript")
+        time.sleep(1.1)  # the last event is older than finish_quiet
+        started = time.monotonic()
+        conn.finish(timeout=10)
+        # only the trailing silence's acknowledgement is waited for, no quiet period
+        assert time.monotonic() - started < 0.9
+    assert [ev.text for ev in rec.of("transcript")] == ["yes"]
+
+
+def test_result_delay_option_of_the_emulator_cli() -> None:
+    parser = argparse.ArgumentParser()
+    from voxsync.emulators import aiola as aiola_emulator
+
+    aiola_emulator.add_cli_arguments(parser)
+    args = parser.parse_args(["--engine", "scripted", "--result-delay", "1.5"])
+    assert aiola_emulator.emulator_from_args(args).faults.result_delay == 1.5

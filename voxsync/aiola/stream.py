@@ -84,6 +84,9 @@ for _logger in (_SIO_LOG, _EIO_LOG):
 #: packets allowed to wait in engine.io's (unbounded) send queue
 _EIO_BACKLOG = 8
 
+#: seconds between two looks at what finish() still waits for
+_FINISH_POLL = 0.02
+
 #: Audio codecs the streaming service takes (``send()`` takes this format).
 AUDIO_CODECS: tuple[str, ...] = ("pcm_s16le",)
 #: Codec -> the :class:`AudioFormat` of ``send()``: 16 kHz mono 16-bit PCM.
@@ -135,9 +138,10 @@ class AiolaConnection(Connection):
         activity detection ends the last utterance (aiOla has no
         end-of-audio message).
     finish_quiet : float
-        :meth:`finish` then waits for the transcript of any speech sent
-        since the last one, and until no event arrived for this long; both
-        bounded by its timeout. Then it disconnects.
+        :meth:`finish` then waits, bounded by its timeout, until every
+        utterance sent has its transcript, and until no event arrived for
+        this long (default 0.5 s; it returns at once when the last event is
+        older). Then it disconnects.
     **options
         :class:`~voxsync.connection.Connection` options: ``queue_size``,
         ``overflow``, ``send_timeout``, ``finish_timeout``,
@@ -425,7 +429,7 @@ class AiolaConnection(Connection):
     def _on_event(self, name: str, data: Any) -> None:
         self._last_event = time.monotonic()
         if name == "transcript":
-            self._speech.transcript(self._last_event)
+            self._speech.transcript()
         tasks = self.tasks_config or {}
         translation = tasks.get("TRANSLATION")
         index = self._index
@@ -463,6 +467,9 @@ class AiolaConnection(Connection):
         if self._stop.is_set() or self.state in ("idle", "connecting"):
             return
         self._ready.clear()
+        # the service's session is gone, and with it the utterances it had not
+        # transcribed yet: finish() must not wait for them
+        self._speech.forget()
         self._spawn(generation, "reconnect", functools.partial(self._recover, reason))
 
     def _recover(self, reason: Any) -> None:
@@ -562,8 +569,8 @@ class AiolaConnection(Connection):
         # a huge send() goes out in pieces of the size the service expects
         for start in range(0, len(chunk), CHUNK_BYTES):
             piece = chunk[start : start + CHUNK_BYTES]
-            # finish() needs to know whether speech was sent since the last transcript
-            self._speech.audio(piece, time.monotonic())
+            # finish() needs to know which utterances are not transcribed yet
+            self._speech.audio(piece)
             self._emit_audio(piece)
 
     def _keepalive(self) -> None:
@@ -573,36 +580,37 @@ class AiolaConnection(Connection):
     def _end_of_stream(self) -> None:
         """Append silence so the service ends the last utterance; wait for its results.
 
-        aiOla has no end-of-audio message. First, finish waits for the
-        transcript of any speech sent since the previous transcript (speech
-        is told by signal level). The silence is sent asking for an
-        acknowledgement: a server that gives one has then processed all the
-        audio, and finish waits until no event came for ``finish_quiet``
-        seconds after it; without one, for a quiet period of at least 2 s.
-        The wait has no bound of its own: when ``finish()``'s timeout runs out
-        it closes the connection, which ends it, and raises ``TimeoutError``.
+        aiOla has no end-of-audio message. The silence is sent asking for an
+        acknowledgement: a server that gives one has then received all the
+        audio. finish then waits until every utterance sent has its
+        transcript (:class:`~voxsync.aiola.protocol.SpeechTracker`; results
+        may come well after the acknowledgement), and returns once the
+        acknowledgement came and no event arrived for ``finish_quiet``
+        seconds (at once when the last event is older). Without an
+        acknowledgement the quiet period is at least 2 s. The wait has no
+        bound of its own: when ``finish()``'s timeout runs out it closes the
+        connection, which ends it, and raises ``TimeoutError``.
         """
         acked: List[float] = []
         if self._finish_silence > 0:
             silence = bytes(self.audio_format.nbytes(self._finish_silence))
             self._emit_audio(silence, callback=lambda *_: acked.append(time.monotonic()))
         sent = time.monotonic()
-        # without an acknowledgement, speech sent faster than the service
-        # transcribes it can look transcribed (its transcript may be an
-        # earlier utterance's): wait for a longer quiet period
+        # without an acknowledgement, results of audio still on its way may
+        # come later: wait for a longer quiet period
         fallback_quiet = max(2.0, 2 * self._finish_quiet)
         while not self._stop.is_set():
             now = time.monotonic()
-            last = max(self._last_event, sent)
             if self._speech.pending:
-                until = now + 0.05  # speech not transcribed yet: keep waiting (bounded by finish)
+                until = now + 1.0  # an utterance without its transcript: keep waiting
             elif acked:
-                until = max(last, acked[0]) + self._finish_quiet
+                until = max(acked[0], self._last_event + self._finish_quiet)
             else:
-                until = last + fallback_quiet
+                until = max(self._last_event, sent) + fallback_quiet
             if now >= until:
                 break
-            self._stop.wait(until - now)
+            # look again soon: a transcript or the acknowledgement may change the answer
+            self._stop.wait(min(until - now, _FINISH_POLL))
         if not self._stop.is_set():
             self._stream_ended()
 

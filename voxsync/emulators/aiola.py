@@ -139,6 +139,11 @@ class AiolaFaults:
         How many connections the two drop faults apply to (then they stop).
     event_delay : float
         Seconds to hold every server event before emitting it.
+    result_delay : float
+        Seconds between the audio that ends an utterance and its results
+        (``transcript``, ``translation``, ``structured``), added to
+        ``event_delay``: a real recognizer's latency. The audio itself is
+        acknowledged at once.
     refuse_auth : bool
         Refuse every credential: 401 from the REST endpoints, CONNECT_ERROR
         on streaming connects.
@@ -161,6 +166,7 @@ class AiolaFaults:
     drop_after_seconds: Optional[float] = None
     drop_times: int = 1
     event_delay: float = 0.0
+    result_delay: float = 0.0
     refuse_auth: bool = False
     malformed_event: bool = False
     malformed_packet: bool = False
@@ -371,17 +377,19 @@ class _Stream:
             if not seg.is_final or not seg.text.strip():
                 continue
             text = _apply_keywords(seg.text, self.keywords)
-            self.send("transcript", {"transcript": text})
+            latency = self.emu.faults.result_delay
+            self.send("transcript", {"transcript": text}, latency)
             translation = self.tasks.get("TRANSLATION")
             if isinstance(translation, Mapping):
                 dst = translation.get("dst_lang_code") or "?"
-                self.send("translation", {"translation": f"[{dst}] {text}"})
+                self.send("translation", {"translation": f"[{dst}] {text}"}, latency)
             results = _structured(text, self.tasks)
             if results is not None:
-                self.send("structured", {"results": results})
+                self.send("structured", {"results": results}, latency)
 
-    def send(self, event: str, payload: Any) -> None:
-        due = time.monotonic() + self.emu.faults.event_delay
+    def send(self, event: str, payload: Any, delay: float = 0.0) -> None:
+        """Queue an event, due after ``event_delay`` + ``delay`` (events keep their order)."""
+        due = time.monotonic() + self.emu.faults.event_delay + delay
         self.outbox.put((due, event, payload))
 
     def close(self) -> None:
@@ -1035,6 +1043,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--event-delay", type=float, default=0.0, help="fault: delay every event (s)"
     )
     parser.add_argument(
+        "--result-delay",
+        type=float,
+        default=0.0,
+        help="seconds from the end of an utterance to its transcript (recognizer latency)",
+    )
+    parser.add_argument(
         "--rest-failures", type=int, default=0, help="fault: answer the next N REST calls with 503"
     )
     parser.add_argument(
@@ -1068,6 +1082,7 @@ def emulator_from_args(args: argparse.Namespace) -> AiolaEmulator:
         drop_after_seconds=args.drop_after_seconds,
         drop_times=args.drop_times,
         event_delay=args.event_delay,
+        result_delay=args.result_delay,
         refuse_auth=args.refuse_auth,
         malformed_event=args.malformed_event,
         malformed_packet=args.malformed_packet,
