@@ -922,3 +922,32 @@ def test_result_delay_option_of_the_emulator_cli() -> None:
     aiola_emulator.add_cli_arguments(parser)
     args = parser.parse_args(["--engine", "scripted", "--result-delay", "1.5"])
     assert aiola_emulator.emulator_from_args(args).faults.result_delay == 1.5
+
+
+def test_disconnect_waits_a_bounded_while_and_close_does_not() -> None:
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)  # never transcribes
+    with AiolaEmulator(engine=engine) as emu, client_for(emu, api_key="k") as client:
+        idle = client.stt.stream()
+        assert idle.disconnect() is True and idle.state == "idle"  # nothing was open: close()
+        with pytest.raises(ConfigurationError, match="disconnect_timeout"):
+            client.stt.stream(disconnect_timeout=0)
+        conn = client.stt.stream(finish_silence=0.1, disconnect_timeout=1.0)
+        assert conn.disconnect_timeout == 1.0
+        errors: List[Any] = []
+        conn.on("error", errors.append)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(0.5)):
+            conn.send(chunk)
+        started = time.monotonic()
+        assert conn.disconnect() is False  # gave up on the transcript, without raising
+        assert 0.9 <= time.monotonic() - started < 1.0 + 2.5
+        assert conn.state == "closed" and conn.wait(timeout=1)
+        assert conn.disconnect() is True  # idempotent
+        second = client.stt.stream(finish_silence=0.1)
+        second.connect(timeout=10)
+        for chunk in chunks(_loud(0.5)):
+            second.send(chunk)
+        started = time.monotonic()
+        second.close()  # immediate: no wait for the pending transcript
+        assert time.monotonic() - started < 0.9
+    assert errors == []

@@ -142,6 +142,10 @@ class AiolaConnection(Connection):
         utterance sent has its transcript, and until no event arrived for
         this long (default 0.5 s; it returns at once when the last event is
         older). Then it disconnects.
+    disconnect_timeout : float
+        How long :meth:`disconnect` waits for the results of what was sent
+        (default 2 s; see :meth:`voxsync.connection.Connection.disconnect`).
+        ``close()`` never waits.
     **options
         :class:`~voxsync.connection.Connection` options: ``queue_size``,
         ``overflow``, ``send_timeout``, ``finish_timeout``,
@@ -158,6 +162,11 @@ class AiolaConnection(Connection):
     attempt failed the connection closes with a
     :class:`~voxsync.errors.DisconnectedError` that ``wait()`` raises.
     Audio in flight when the transport broke may be lost.
+
+    ``disconnect()`` right after the last chunk, as aiOla's examples do,
+    still delivers the transcript of the speech just sent: it finishes the
+    stream for at most ``disconnect_timeout`` seconds. ``close()`` is
+    immediate.
     """
 
     provider = "aiola"
@@ -188,9 +197,13 @@ class AiolaConnection(Connection):
         request_timeout: float = 15.0,
         finish_silence: float = 1.0,
         finish_quiet: float = 0.5,
+        disconnect_timeout: float = 2.0,
         **options: Any,
     ) -> None:
         super().__init__(AUDIO_FORMATS[AUDIO_CODECS[0]], **options)
+        if not disconnect_timeout > 0:
+            raise ConfigurationError("disconnect_timeout must be > 0 seconds")
+        self.disconnect_timeout = disconnect_timeout
         if not isinstance(reconnection_attempts, int) or reconnection_attempts < 0:
             raise ConfigurationError("reconnection_attempts must be an int >= 0")
         if not reconnection_delay >= 0:
