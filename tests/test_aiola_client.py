@@ -951,3 +951,34 @@ def test_disconnect_waits_a_bounded_while_and_close_does_not() -> None:
         second.close()  # immediate: no wait for the pending transcript
         assert time.monotonic() - started < 0.9
     assert errors == []
+
+
+@pytest.mark.parametrize("transports", [("polling", "websocket"), ("websocket",)])
+def test_audio_in_flight_at_a_transport_reset_is_reported_dropped(
+    transports: Tuple[str, ...],
+) -> None:
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)
+    faults = AiolaFaults(drop_after_chunks=12)
+    with AiolaEmulator(engine=engine, faults=faults) as emu, client_for(emu, api_key="k") as c:
+        conn = c.stt.stream(transports=transports, reconnection_delay=0.05, finish_silence=0)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        given = 0
+        for i in range(80):  # unpaced: packets are in flight when the transport is cut
+            chunk = bytes([i % 7]) * CHUNK
+            conn.send(chunk)
+            given += len(chunk)
+        rec.wait_for("reconnected")
+        conn.finish(timeout=20)
+        received = emu.audio_bytes_received
+    stats = conn.metrics.snapshot()
+    warnings = rec.of("warning")
+    assert warnings and all(w.code == "audio_dropped" for w in warnings), rec.events
+    reported = sum(w.raw["bytes"] for w in warnings)
+    # nothing is both uncounted and lost: what the service got is what counts as
+    # sent, and the rest was reported
+    assert stats["bytes_sent"] == received
+    assert reported == stats["bytes_dropped"] > 0
+    assert stats["bytes_sent"] + stats["bytes_dropped"] == given
+    assert "transport broke" in warnings[0].message and warnings[-1].count == len(warnings)
+    assert len(emu.connections) == 2 and conn.metrics.reconnects == 1

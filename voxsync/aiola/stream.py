@@ -40,6 +40,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     Union,
 )
 
@@ -66,7 +67,7 @@ from voxsync.errors import (
     TimeoutError,
     VoxsyncError,
 )
-from voxsync.events import Reconnected, Reconnecting, UnknownEvent
+from voxsync.events import Reconnected, Reconnecting, StreamWarning, UnknownEvent
 from voxsync.format import AudioFormat
 from voxsync.redact import redact
 from voxsync.transport.socketio import SocketIOClient, TransportLogFilter, safe_disconnect
@@ -87,10 +88,80 @@ _EIO_BACKLOG = 8
 #: seconds between two looks at what finish() still waits for
 _FINISH_POLL = 0.02
 
+#: audio packets sent without any acknowledgement after which a server is
+#: taken not to acknowledge audio (audio in flight at a reset is then not tracked)
+ACK_PROBE = 64
+
 #: Audio codecs the streaming service takes (``send()`` takes this format).
 AUDIO_CODECS: tuple[str, ...] = ("pcm_s16le",)
 #: Codec -> the :class:`AudioFormat` of ``send()``: 16 kHz mono 16-bit PCM.
 AUDIO_FORMATS: Dict[str, AudioFormat] = {"pcm_s16le": AudioFormat(16000, 1, "pcm_s16le")}
+
+
+class _InFlight:
+    """Audio handed to one Socket.IO connection and not acknowledged by the service yet.
+
+    Every ``binary_data`` asks for an acknowledgement; what is still
+    unacknowledged when that connection's transport breaks was lost with
+    it. A server that acknowledges nothing is detected after
+    :data:`ACK_PROBE` packets: then nothing more is asked or tracked.
+    Called from the writer (:meth:`add`), the reader (:meth:`acked`) and the
+    thread that sees the loss (:meth:`lost`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._pending: Dict[int, int] = {}  # packet number -> bytes
+        self._seq = 0
+        self._asked = 0
+        self._acked_any = False
+        self._broken = 0  # the newest connection reported lost
+
+    def add(self, generation: int, nbytes: int) -> Optional[int]:
+        """Audio of ``nbytes`` goes to connection ``generation``; its number.
+
+        None: do not ask for an acknowledgement (this server gives none).
+        -1: that connection is already lost; send it on the next one.
+        """
+        with self._lock:
+            if generation <= self._broken:
+                return -1
+            if generation != self._generation:  # a new connection: its server may differ
+                self._generation = generation
+                self._pending.clear()
+                self._asked = 0
+                self._acked_any = False
+            if not self._acked_any and self._asked >= ACK_PROBE:
+                self._pending.clear()  # this server acknowledges no audio
+                return None
+            self._seq += 1
+            self._asked += 1
+            self._pending[self._seq] = nbytes
+            return self._seq
+
+    def acked(self, generation: int, seq: int) -> None:
+        """The service acknowledged packet ``seq`` (reader thread)."""
+        with self._lock:
+            if generation == self._generation:
+                self._acked_any = True
+                self._pending.pop(seq, None)
+
+    def cancel(self, generation: int, seq: int) -> None:
+        """Packet ``seq`` was not handed to the transport after all."""
+        with self._lock:
+            if generation == self._generation:
+                self._pending.pop(seq, None)
+
+    def lost(self, generation: int) -> Tuple[int, int]:
+        """Connection ``generation`` broke: (packets, bytes) never acknowledged, forgotten."""
+        with self._lock:
+            self._broken = max(self._broken, generation)
+            if generation != self._generation:
+                return 0, 0
+            lost = (len(self._pending), sum(self._pending.values()))
+            self._pending.clear()
+            return lost
 
 
 class AiolaConnection(Connection):
@@ -161,7 +232,10 @@ class AiolaConnection(Connection):
     reconnection. A refused token ends the attempts at once. When every
     attempt failed the connection closes with a
     :class:`~voxsync.errors.DisconnectedError` that ``wait()`` raises.
-    Audio in flight when the transport broke may be lost.
+    Audio handed to a transport that then broke, and not acknowledged by
+    the service, is reported: a ``warning`` event with code
+    ``"audio_dropped"`` (``raw["bytes"]`` says how much) and counted in
+    ``metrics.bytes_dropped`` instead of ``bytes_sent``.
 
     ``disconnect()`` right after the last chunk, as aiOla's examples do,
     still delivers the transcript of the speech just sent: it finishes the
@@ -245,6 +319,7 @@ class AiolaConnection(Connection):
         self._connect_error: Optional[Any] = None
         self._last_event = time.monotonic()
         self._speech = SpeechTracker()
+        self._in_flight = _InFlight()
         self._index = 0
         self._thread_seq = 0
 
@@ -376,6 +451,7 @@ class AiolaConnection(Connection):
             engineio_logger=_EIO_LOG,
         )
         sio.eio.spawn = functools.partial(self._spawn, generation)
+        sio.voxsync_generation = generation
         sio.on_malformed = functools.partial(self._on_malformed, generation)
         sio.on("connect", self._make_handler(generation, "connect"), namespace=NAMESPACE)
         sio.on(
@@ -480,6 +556,7 @@ class AiolaConnection(Connection):
         if self._stop.is_set() or self.state in ("idle", "connecting"):
             return
         self._ready.clear()
+        self._report_lost_audio(generation)
         # the service's session is gone, and with it the utterances it had not
         # transcribed yet: finish() must not wait for them
         self._speech.forget()
@@ -552,7 +629,17 @@ class AiolaConnection(Connection):
         per_attempt = self.reconnection_delay + self._connect_timeout + 1.0
         return per_attempt * max(1, self.reconnection_attempts) + 5.0
 
-    def _emit_audio(self, chunk: bytes, callback: Optional[Callable[..., None]] = None) -> None:
+    def _emit_audio(
+        self,
+        chunk: bytes,
+        callback: Optional[Callable[..., None]] = None,
+        track: bool = False,
+    ) -> None:
+        """Hand ``chunk`` to the transport (waiting for a reconnection, bounded).
+
+        With ``track``, it is recorded as in flight until the service
+        acknowledges it (see :class:`_InFlight`).
+        """
         deadline = time.monotonic() + self._reconnect_bound()
         while True:
             sio = self._await_ready(deadline)
@@ -567,10 +654,22 @@ class AiolaConnection(Connection):
                 if time.monotonic() >= deadline:
                     raise DisconnectedError("aiOla stopped accepting audio")
                 continue  # woken by a transport change: look again
+            generation: int = getattr(sio, "voxsync_generation", 0)
+            seq = self._in_flight.add(generation, len(chunk)) if track else None
+            if seq == -1:  # that transport just broke: wait for the reconnection
+                self._ready.wait(0.05)
+                if time.monotonic() >= deadline:
+                    raise DisconnectedError("the aiOla transport did not come back in time")
+                continue
+            on_ack = callback
+            if seq is not None:
+                on_ack = functools.partial(self._acked, generation, seq, callback)
             try:
-                sio.emit("binary_data", chunk, namespace=NAMESPACE, callback=callback)
+                sio.emit("binary_data", chunk, namespace=NAMESPACE, callback=on_ack)
                 return
             except socketio.exceptions.BadNamespaceError:
+                if seq is not None:
+                    self._in_flight.cancel(generation, seq)
                 # the transport just went away: wait for the reconnection, send again
                 self._ready.wait(0.05)
                 if time.monotonic() >= deadline:
@@ -578,13 +677,42 @@ class AiolaConnection(Connection):
                         "the aiOla transport did not come back in time"
                     ) from None
 
+    def _acked(
+        self, generation: int, seq: int, callback: Optional[Callable[..., None]], *args: Any
+    ) -> None:
+        self._in_flight.acked(generation, seq)
+        if callback is not None:
+            callback(*args)
+
+    def _report_lost_audio(self, generation: int) -> None:
+        """Audio the broken connection ``generation`` never acknowledged: counted and reported."""
+        packets, nbytes = self._in_flight.lost(generation)
+        if not nbytes:
+            return
+        metrics = self.metrics
+        with metrics._lock:  # it was counted as sent: it is dropped instead
+            metrics.bytes_sent -= nbytes
+        count = metrics._dropped(nbytes)
+        seconds = self.audio_format.duration(nbytes)
+        self._deliver(
+            StreamWarning(
+                code="audio_dropped",
+                message=(
+                    f"{nbytes} bytes ({seconds:.2f} s) of audio in flight when the aiOla "
+                    "transport broke were not acknowledged and are lost"
+                ),
+                count=count,
+                raw={"bytes": nbytes, "chunks": packets, "cause": "transport reset"},
+            )
+        )
+
     def _write_chunk(self, chunk: bytes) -> None:
         # a huge send() goes out in pieces of the size the service expects
         for start in range(0, len(chunk), CHUNK_BYTES):
             piece = chunk[start : start + CHUNK_BYTES]
             # finish() needs to know which utterances are not transcribed yet
             self._speech.audio(piece)
-            self._emit_audio(piece)
+            self._emit_audio(piece, track=True)
 
     def _keepalive(self) -> None:
         if self._ready.is_set():
