@@ -911,3 +911,105 @@ def test_finish_gives_up_with_timeout_error_when_speech_is_never_transcribed() -
         with pytest.raises(voxsync.errors.TimeoutError, match="finish"):
             conn.finish(timeout=1.5)
         assert 1.4 <= time.monotonic() - started < 1.5 + 2.5
+
+
+def test_finish_keeps_every_utterance_when_results_come_late(ps_engine: Any) -> None:
+    # a real recognizer's latency: each transcript comes 2 s after its utterance
+    # ended, so the first one arrives while the second utterance is being sent
+    faults = AiolaFaults(result_delay=2.0)
+    with AiolaEmulator(engine=ps_engine, faults=faults) as emu, client_for(emu, api_key="k") as c:
+        conn = c.stt.stream(lang_code="en")
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        for chunk in chunks(pcm("two_utterances.wav")):
+            conn.send(chunk)
+            time.sleep(0.05)  # twice real time
+        conn.finish(timeout=20)
+    texts = [ev.text for ev in rec.of("transcript")]
+    assert len(texts) == 2, texts
+    assert word_errors(TRANSCRIPTS["two_utterances.wav"], " ".join(texts)) <= 1, texts
+
+
+def test_finish_returns_as_soon_as_nothing_is_pending(emu: AiolaEmulator) -> None:
+    with client_for(emu) as client:
+        conn = client.stt.stream(lang_code="en", finish_quiet=1.0)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        for chunk in chunks(pcm("yes.wav") + bytes(16000)):
+            conn.send(chunk)
+        rec.wait_for("transcript")
+        time.sleep(1.1)  # the last event is older than finish_quiet
+        started = time.monotonic()
+        conn.finish(timeout=10)
+        # only the trailing silence's acknowledgement is waited for, no quiet period
+        assert time.monotonic() - started < 0.9
+    assert [ev.text for ev in rec.of("transcript")] == ["yes"]
+
+
+def test_result_delay_option_of_the_emulator_cli() -> None:
+    parser = argparse.ArgumentParser()
+    from voxsync.emulators import aiola as aiola_emulator
+
+    aiola_emulator.add_cli_arguments(parser)
+    args = parser.parse_args(["--engine", "scripted", "--result-delay", "1.5"])
+    assert aiola_emulator.emulator_from_args(args).faults.result_delay == 1.5
+
+
+def test_disconnect_waits_a_bounded_while_and_close_does_not() -> None:
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)  # never transcribes
+    with AiolaEmulator(engine=engine) as emu, client_for(emu, api_key="k") as client:
+        idle = client.stt.stream()
+        assert idle.disconnect() is True and idle.state == "idle"  # nothing was open: close()
+        with pytest.raises(ConfigurationError, match="disconnect_timeout"):
+            client.stt.stream(disconnect_timeout=0)
+        conn = client.stt.stream(finish_silence=0.1, disconnect_timeout=1.0)
+        assert conn.disconnect_timeout == 1.0
+        errors: List[Any] = []
+        conn.on("error", errors.append)
+        conn.connect(timeout=10)
+        for chunk in chunks(_loud(0.5)):
+            conn.send(chunk)
+        started = time.monotonic()
+        assert conn.disconnect() is False  # gave up on the transcript, without raising
+        assert 0.9 <= time.monotonic() - started < 1.0 + 2.5
+        assert conn.state == "closed" and conn.wait(timeout=1)
+        assert conn.disconnect() is True  # idempotent
+        second = client.stt.stream(finish_silence=0.1)
+        second.connect(timeout=10)
+        for chunk in chunks(_loud(0.5)):
+            second.send(chunk)
+        started = time.monotonic()
+        second.close()  # immediate: no wait for the pending transcript
+        assert time.monotonic() - started < 0.9
+    assert errors == []
+
+
+@pytest.mark.parametrize("transports", [("polling", "websocket"), ("websocket",)])
+def test_audio_in_flight_at_a_transport_reset_is_reported_dropped(
+    transports: Tuple[str, ...],
+) -> None:
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)
+    faults = AiolaFaults(drop_after_chunks=12)
+    with AiolaEmulator(engine=engine, faults=faults) as emu, client_for(emu, api_key="k") as c:
+        conn = c.stt.stream(transports=transports, reconnection_delay=0.05, finish_silence=0)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        given = 0
+        for i in range(80):  # unpaced: packets are in flight when the transport is cut
+            chunk = bytes([i % 7]) * CHUNK
+            conn.send(chunk)
+            given += len(chunk)
+        rec.wait_for("reconnected")
+        conn.finish(timeout=20)
+        received = emu.audio_bytes_received
+    stats = conn.metrics.snapshot()
+    warnings = rec.of("warning")
+    assert warnings and all(w.code == "audio_dropped" for w in warnings), rec.events
+    reported = sum(w.raw["bytes"] for w in warnings)
+    # nothing is both uncounted and lost: what the service got is what counts as
+    # sent, and the rest was reported
+    assert stats["bytes_sent"] == received
+    assert reported == stats["bytes_dropped"] > 0
+    assert stats["bytes_sent"] + stats["bytes_dropped"] == given
+    assert "transport broke" in warnings[0].message and warnings[-1].count == len(warnings)
+    assert len(emu.connections) == 2 and conn.metrics.reconnects == 1

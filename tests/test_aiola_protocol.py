@@ -139,17 +139,32 @@ def test_speech_detection_takes_any_bytes(chunk: bytes) -> None:
     assert is_speech(chunk) in (True, False)
 
 
-def test_speech_tracker() -> None:
-    loud = struct.pack("<4h", 3000, -3000, 3000, -3000)
-    quiet = bytes(8)
-    tracker = SpeechTracker()
-    tracker.audio(quiet, 1.0)
-    assert not tracker.pending
-    tracker.audio(loud, 2.0)
-    assert tracker.pending
-    tracker.transcript(3.0)
-    assert not tracker.pending
-    tracker.audio(quiet, 4.0)
-    assert not tracker.pending
-    tracker.audio(loud, 5.0)
-    assert tracker.pending and tracker.voiced_at == 5.0
+def test_speech_tracker_counts_utterances_in_audio_time() -> None:
+    loud = struct.pack("<2h", 3000, -3000) * 800  # 0.1 s of speech-level audio
+    quiet = bytes(3200)  # 0.1 s of silence
+    tracker = SpeechTracker(pause=0.3)
+    tracker.audio(quiet)
+    assert tracker.pending == 0
+    tracker.audio(loud)
+    assert tracker.pending == 1
+    tracker.audio(quiet)
+    tracker.audio(quiet)
+    tracker.audio(loud)  # a 0.2 s pause: the same utterance
+    assert tracker.pending == 1
+    for _ in range(3):
+        tracker.audio(quiet)
+    tracker.audio(loud)  # a 0.3 s pause: a second utterance
+    assert (tracker.utterances, tracker.pending) == (2, 2)
+    tracker.transcript()  # the first utterance's transcript, late
+    assert tracker.pending == 1
+    tracker.transcript()
+    assert tracker.pending == 0
+    tracker.transcript()  # the service split one: accounts for nothing sent later
+    for _ in range(3):
+        tracker.audio(quiet)
+    tracker.audio(loud)
+    assert tracker.pending == 1
+    tracker.forget()  # the stream was reset: that utterance's transcript will not come
+    assert tracker.pending == 0
+    tracker.audio(loud)  # right after a reset: a new utterance
+    assert tracker.pending == 1

@@ -1001,9 +1001,50 @@ class Connection:
         if not self._threads_alive(include_current=False):
             self._closed.set()
 
-    def disconnect(self) -> None:
-        """Same as :meth:`close` (the name some vendors' SDKs use)."""
-        self.close()
+    #: Default bound, in seconds, of :meth:`disconnect`'s wait for pending
+    #: results; set it on a connection to change it for that connection.
+    disconnect_timeout: float = 2.0
+
+    def disconnect(self, timeout: Optional[float] = None) -> bool:
+        """End the stream, waiting a short, bounded while for pending results.
+
+        The polite end that vendors' examples call right after their last
+        chunk: an open connection is finished as by :meth:`finish` - queued
+        audio sent, the provider's end of stream, the last results
+        delivered to your handlers - but for at most ``timeout`` seconds
+        (default :attr:`disconnect_timeout`, 2 s), and without raising:
+        when the time runs out or the stream fails, the connection is
+        closed as by :meth:`close`. On a connection that is not open, and
+        from inside a handler (whose own dispatcher would have to deliver
+        the results), it is :meth:`close`. Idempotent; ``KeyboardInterrupt``
+        while it waits closes the connection and is raised again.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Seconds to wait for pending results; default
+            :attr:`disconnect_timeout`.
+
+        Returns
+        -------
+        bool
+            True when nothing was left pending (the stream ended gracefully,
+            or there was no open stream); False when pending audio or
+            results were given up (then ``wait()`` and :attr:`error` say why
+            if the stream failed).
+        """
+        timeout = self.disconnect_timeout if timeout is None else timeout
+        on_dispatcher = threading.current_thread() is self._threads.get("dispatch")
+        if self.state not in (State.OPEN, State.FINISHING) or on_dispatcher:
+            pending = self.state in (State.OPEN, State.FINISHING)
+            self.close()
+            return not pending and self._fatal is None
+        try:
+            self.finish(timeout)
+        except VoxsyncError:  # gave up (TimeoutError), or the stream failed
+            self.close()
+            return False
+        return True
 
     def add_close_callback(self, fn: Callable[[], Any]) -> None:
         """Run ``fn()`` once when the connection closes.

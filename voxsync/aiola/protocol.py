@@ -7,7 +7,7 @@ without sockets; :class:`voxsync.aiola.AiolaConnection` does the I/O with
 * :func:`stream_query` / :func:`stream_url`: the connection query;
 * :func:`decode_event`: one server event -> a voxsync event or error;
 * :func:`refusal_error`: a refused connection -> the right exception;
-* :class:`SpeechTracker`: whether speech was sent since the last transcript
+* :class:`SpeechTracker`: how many utterances sent are not transcribed yet
   (aiOla has no end-of-audio message, so ``finish()`` needs to know).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlencode
 
@@ -39,6 +40,7 @@ __all__ = [
     "NAMESPACE",
     "SOCKETIO_PATH",
     "SPEECH_RMS",
+    "UTTERANCE_PAUSE",
     "SpeechTracker",
     "decode_event",
     "refusal_error",
@@ -55,6 +57,11 @@ CHUNK_BYTES = 4096
 
 #: RMS level (16-bit scale) from which a chunk counts as speech.
 SPEECH_RMS = 300.0
+
+#: Seconds of non-speech audio that end an utterance, for :class:`SpeechTracker`.
+#: Longer than the usual end-of-utterance silence of voice activity detection
+#: (about 0.5 s): two utterances are rather counted as one than one as two.
+UTTERANCE_PAUSE = 0.8
 
 #: engine.io's message for a refused handshake ("Unexpected status code 401 ...")
 _AUTH_STATUS = re.compile(r"status code (401|403)\b")
@@ -230,29 +237,67 @@ def is_speech(chunk: bytes, rms: float = SPEECH_RMS) -> bool:
 
 
 class SpeechTracker:
-    """Whether speech was sent since the last transcript (aiOla has no end-of-audio).
+    """How many utterances were sent and not transcribed yet (aiOla has no end-of-audio).
 
-    Not thread-safe by itself: one writer calls :meth:`audio`, the reader
-    :meth:`transcript`; both only store a time, and :attr:`pending` compares
-    them.
+    Audio is told to be speech by its level (:data:`SPEECH_RMS`); an
+    utterance starts at the first speech after at least ``pause`` seconds
+    of non-speech audio (measured in audio time, as the service's voice
+    activity detection does), so one transcript is expected per utterance.
+    A transcript accounts for the oldest utterance not transcribed yet;
+    one more than there were utterances (the service split one) accounts
+    for nothing. ``pause`` errs long: an utterance counted twice would make
+    ``finish()`` wait for a transcript that never comes.
+
+    Thread-safe: the writer calls :meth:`audio`, the reader :meth:`transcript`.
+
+    Parameters
+    ----------
+    rms : float
+        Level (16-bit scale) from which a chunk counts as speech.
+    pause : float
+        Seconds of non-speech audio that end an utterance.
+    sample_rate : int
+        Of the 16-bit mono audio passed to :meth:`audio`.
     """
 
-    def __init__(self, rms: float = SPEECH_RMS) -> None:
+    def __init__(
+        self, rms: float = SPEECH_RMS, pause: float = UTTERANCE_PAUSE, sample_rate: int = 16000
+    ) -> None:
         self.rms = rms
-        self.voiced_at = 0.0  # when audio with a speech-like level was last sent
-        self.transcript_at = 0.0  # when the last transcript arrived
+        self.pause = pause
+        self._bytes_per_second = 2 * sample_rate
+        self._lock = threading.Lock()
+        self.utterances = 0  # utterances sent
+        self.transcribed = 0  # of them, accounted for by a transcript
+        self._quiet = float("inf")  # seconds of non-speech audio since the last speech
 
-    def audio(self, chunk: bytes, now: float) -> None:
-        """Audio ``chunk`` is being sent at ``now``."""
-        # once speech is pending, no chunk needs looking at until the next transcript
-        if self.voiced_at <= self.transcript_at and is_speech(chunk, self.rms):
-            self.voiced_at = now
+    def audio(self, chunk: bytes) -> None:
+        """Audio ``chunk`` is being sent."""
+        speech = is_speech(chunk, self.rms)
+        with self._lock:
+            if not speech:
+                self._quiet += len(chunk) / self._bytes_per_second
+                return
+            if self._quiet >= self.pause:
+                self.utterances += 1
+            self._quiet = 0.0
 
-    def transcript(self, now: float) -> None:
-        """A transcript arrived at ``now``."""
-        self.transcript_at = now
+    def transcript(self) -> None:
+        """A transcript arrived."""
+        with self._lock:
+            self.transcribed = min(self.transcribed + 1, self.utterances)
+
+    def forget(self) -> None:
+        """Stop waiting for the utterances sent so far (the stream was reset).
+
+        The next speech starts a new utterance.
+        """
+        with self._lock:
+            self.transcribed = self.utterances
+            self._quiet = float("inf")
 
     @property
-    def pending(self) -> bool:
-        """True when speech was sent after the last transcript."""
-        return self.voiced_at > self.transcript_at
+    def pending(self) -> int:
+        """Utterances sent whose transcript has not arrived (0: none)."""
+        with self._lock:
+            return self.utterances - self.transcribed

@@ -40,6 +40,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     Union,
 )
 
@@ -66,7 +67,7 @@ from voxsync.errors import (
     TimeoutError,
     VoxsyncError,
 )
-from voxsync.events import Reconnected, Reconnecting, UnknownEvent
+from voxsync.events import Reconnected, Reconnecting, StreamWarning, UnknownEvent
 from voxsync.format import AudioFormat
 from voxsync.redact import redact
 from voxsync.transport.socketio import SocketIOClient, TransportLogFilter, safe_disconnect
@@ -84,10 +85,83 @@ for _logger in (_SIO_LOG, _EIO_LOG):
 #: packets allowed to wait in engine.io's (unbounded) send queue
 _EIO_BACKLOG = 8
 
+#: seconds between two looks at what finish() still waits for
+_FINISH_POLL = 0.02
+
+#: audio packets sent without any acknowledgement after which a server is
+#: taken not to acknowledge audio (audio in flight at a reset is then not tracked)
+ACK_PROBE = 64
+
 #: Audio codecs the streaming service takes (``send()`` takes this format).
 AUDIO_CODECS: tuple[str, ...] = ("pcm_s16le",)
 #: Codec -> the :class:`AudioFormat` of ``send()``: 16 kHz mono 16-bit PCM.
 AUDIO_FORMATS: Dict[str, AudioFormat] = {"pcm_s16le": AudioFormat(16000, 1, "pcm_s16le")}
+
+
+class _InFlight:
+    """Audio handed to one Socket.IO connection and not acknowledged by the service yet.
+
+    Every ``binary_data`` asks for an acknowledgement; what is still
+    unacknowledged when that connection's transport breaks was lost with
+    it. A server that acknowledges nothing is detected after
+    :data:`ACK_PROBE` packets: then nothing more is asked or tracked.
+    Called from the writer (:meth:`add`), the reader (:meth:`acked`) and the
+    thread that sees the loss (:meth:`lost`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._pending: Dict[int, int] = {}  # packet number -> bytes
+        self._seq = 0
+        self._asked = 0
+        self._acked_any = False
+        self._broken = 0  # the newest connection reported lost
+
+    def add(self, generation: int, nbytes: int) -> Optional[int]:
+        """Audio of ``nbytes`` goes to connection ``generation``; its number.
+
+        None: do not ask for an acknowledgement (this server gives none).
+        -1: that connection is already lost; send it on the next one.
+        """
+        with self._lock:
+            if generation <= self._broken:
+                return -1
+            if generation != self._generation:  # a new connection: its server may differ
+                self._generation = generation
+                self._pending.clear()
+                self._asked = 0
+                self._acked_any = False
+            if not self._acked_any and self._asked >= ACK_PROBE:
+                self._pending.clear()  # this server acknowledges no audio
+                return None
+            self._seq += 1
+            self._asked += 1
+            self._pending[self._seq] = nbytes
+            return self._seq
+
+    def acked(self, generation: int, seq: int) -> None:
+        """The service acknowledged packet ``seq`` (reader thread)."""
+        with self._lock:
+            if generation == self._generation:
+                self._acked_any = True
+                self._pending.pop(seq, None)
+
+    def cancel(self, generation: int, seq: int) -> None:
+        """Packet ``seq`` was not handed to the transport after all."""
+        with self._lock:
+            if generation == self._generation:
+                self._pending.pop(seq, None)
+
+    def lost(self, generation: int) -> Tuple[int, int]:
+        """Connection ``generation`` broke: (packets, bytes) never acknowledged, forgotten."""
+        with self._lock:
+            self._broken = max(self._broken, generation)
+            if generation != self._generation:
+                return 0, 0
+            lost = (len(self._pending), sum(self._pending.values()))
+            self._pending.clear()
+            return lost
 
 
 class AiolaConnection(Connection):
@@ -135,9 +209,14 @@ class AiolaConnection(Connection):
         activity detection ends the last utterance (aiOla has no
         end-of-audio message).
     finish_quiet : float
-        :meth:`finish` then waits for the transcript of any speech sent
-        since the last one, and until no event arrived for this long; both
-        bounded by its timeout. Then it disconnects.
+        :meth:`finish` then waits, bounded by its timeout, until every
+        utterance sent has its transcript, and until no event arrived for
+        this long (default 0.5 s; it returns at once when the last event is
+        older). Then it disconnects.
+    disconnect_timeout : float
+        How long :meth:`disconnect` waits for the results of what was sent
+        (default 2 s; see :meth:`voxsync.connection.Connection.disconnect`).
+        ``close()`` never waits.
     **options
         :class:`~voxsync.connection.Connection` options: ``queue_size``,
         ``overflow``, ``send_timeout``, ``finish_timeout``,
@@ -153,7 +232,15 @@ class AiolaConnection(Connection):
     reconnection. A refused token ends the attempts at once. When every
     attempt failed the connection closes with a
     :class:`~voxsync.errors.DisconnectedError` that ``wait()`` raises.
-    Audio in flight when the transport broke may be lost.
+    Audio handed to a transport that then broke, and not acknowledged by
+    the service, is reported: a ``warning`` event with code
+    ``"audio_dropped"`` (``raw["bytes"]`` says how much) and counted in
+    ``metrics.bytes_dropped`` instead of ``bytes_sent``.
+
+    ``disconnect()`` right after the last chunk, as aiOla's examples do,
+    still delivers the transcript of the speech just sent: it finishes the
+    stream for at most ``disconnect_timeout`` seconds. ``close()`` is
+    immediate.
     """
 
     provider = "aiola"
@@ -184,9 +271,13 @@ class AiolaConnection(Connection):
         request_timeout: float = 15.0,
         finish_silence: float = 1.0,
         finish_quiet: float = 0.5,
+        disconnect_timeout: float = 2.0,
         **options: Any,
     ) -> None:
         super().__init__(AUDIO_FORMATS[AUDIO_CODECS[0]], **options)
+        if not disconnect_timeout > 0:
+            raise ConfigurationError("disconnect_timeout must be > 0 seconds")
+        self.disconnect_timeout = disconnect_timeout
         if not isinstance(reconnection_attempts, int) or reconnection_attempts < 0:
             raise ConfigurationError("reconnection_attempts must be an int >= 0")
         if not reconnection_delay >= 0:
@@ -228,6 +319,7 @@ class AiolaConnection(Connection):
         self._connect_error: Optional[Any] = None
         self._last_event = time.monotonic()
         self._speech = SpeechTracker()
+        self._in_flight = _InFlight()
         self._index = 0
         self._thread_seq = 0
 
@@ -359,6 +451,7 @@ class AiolaConnection(Connection):
             engineio_logger=_EIO_LOG,
         )
         sio.eio.spawn = functools.partial(self._spawn, generation)
+        sio.voxsync_generation = generation
         sio.on_malformed = functools.partial(self._on_malformed, generation)
         sio.on("connect", self._make_handler(generation, "connect"), namespace=NAMESPACE)
         sio.on(
@@ -425,7 +518,7 @@ class AiolaConnection(Connection):
     def _on_event(self, name: str, data: Any) -> None:
         self._last_event = time.monotonic()
         if name == "transcript":
-            self._speech.transcript(self._last_event)
+            self._speech.transcript()
         tasks = self.tasks_config or {}
         translation = tasks.get("TRANSLATION")
         index = self._index
@@ -463,6 +556,10 @@ class AiolaConnection(Connection):
         if self._stop.is_set() or self.state in ("idle", "connecting"):
             return
         self._ready.clear()
+        self._report_lost_audio(generation)
+        # the service's session is gone, and with it the utterances it had not
+        # transcribed yet: finish() must not wait for them
+        self._speech.forget()
         self._spawn(generation, "reconnect", functools.partial(self._recover, reason))
 
     def _recover(self, reason: Any) -> None:
@@ -532,7 +629,17 @@ class AiolaConnection(Connection):
         per_attempt = self.reconnection_delay + self._connect_timeout + 1.0
         return per_attempt * max(1, self.reconnection_attempts) + 5.0
 
-    def _emit_audio(self, chunk: bytes, callback: Optional[Callable[..., None]] = None) -> None:
+    def _emit_audio(
+        self,
+        chunk: bytes,
+        callback: Optional[Callable[..., None]] = None,
+        track: bool = False,
+    ) -> None:
+        """Hand ``chunk`` to the transport (waiting for a reconnection, bounded).
+
+        With ``track``, it is recorded as in flight until the service
+        acknowledges it (see :class:`_InFlight`).
+        """
         deadline = time.monotonic() + self._reconnect_bound()
         while True:
             sio = self._await_ready(deadline)
@@ -547,10 +654,22 @@ class AiolaConnection(Connection):
                 if time.monotonic() >= deadline:
                     raise DisconnectedError("aiOla stopped accepting audio")
                 continue  # woken by a transport change: look again
+            generation: int = getattr(sio, "voxsync_generation", 0)
+            seq = self._in_flight.add(generation, len(chunk)) if track else None
+            if seq == -1:  # that transport just broke: wait for the reconnection
+                self._ready.wait(0.05)
+                if time.monotonic() >= deadline:
+                    raise DisconnectedError("the aiOla transport did not come back in time")
+                continue
+            on_ack = callback
+            if seq is not None:
+                on_ack = functools.partial(self._acked, generation, seq, callback)
             try:
-                sio.emit("binary_data", chunk, namespace=NAMESPACE, callback=callback)
+                sio.emit("binary_data", chunk, namespace=NAMESPACE, callback=on_ack)
                 return
             except socketio.exceptions.BadNamespaceError:
+                if seq is not None:
+                    self._in_flight.cancel(generation, seq)
                 # the transport just went away: wait for the reconnection, send again
                 self._ready.wait(0.05)
                 if time.monotonic() >= deadline:
@@ -558,13 +677,42 @@ class AiolaConnection(Connection):
                         "the aiOla transport did not come back in time"
                     ) from None
 
+    def _acked(
+        self, generation: int, seq: int, callback: Optional[Callable[..., None]], *args: Any
+    ) -> None:
+        self._in_flight.acked(generation, seq)
+        if callback is not None:
+            callback(*args)
+
+    def _report_lost_audio(self, generation: int) -> None:
+        """Audio the broken connection ``generation`` never acknowledged: counted and reported."""
+        packets, nbytes = self._in_flight.lost(generation)
+        if not nbytes:
+            return
+        metrics = self.metrics
+        with metrics._lock:  # it was counted as sent: it is dropped instead
+            metrics.bytes_sent -= nbytes
+        count = metrics._dropped(nbytes)
+        seconds = self.audio_format.duration(nbytes)
+        self._deliver(
+            StreamWarning(
+                code="audio_dropped",
+                message=(
+                    f"{nbytes} bytes ({seconds:.2f} s) of audio in flight when the aiOla "
+                    "transport broke were not acknowledged and are lost"
+                ),
+                count=count,
+                raw={"bytes": nbytes, "chunks": packets, "cause": "transport reset"},
+            )
+        )
+
     def _write_chunk(self, chunk: bytes) -> None:
         # a huge send() goes out in pieces of the size the service expects
         for start in range(0, len(chunk), CHUNK_BYTES):
             piece = chunk[start : start + CHUNK_BYTES]
-            # finish() needs to know whether speech was sent since the last transcript
-            self._speech.audio(piece, time.monotonic())
-            self._emit_audio(piece)
+            # finish() needs to know which utterances are not transcribed yet
+            self._speech.audio(piece)
+            self._emit_audio(piece, track=True)
 
     def _keepalive(self) -> None:
         if self._ready.is_set():
@@ -573,36 +721,37 @@ class AiolaConnection(Connection):
     def _end_of_stream(self) -> None:
         """Append silence so the service ends the last utterance; wait for its results.
 
-        aiOla has no end-of-audio message. First, finish waits for the
-        transcript of any speech sent since the previous transcript (speech
-        is told by signal level). The silence is sent asking for an
-        acknowledgement: a server that gives one has then processed all the
-        audio, and finish waits until no event came for ``finish_quiet``
-        seconds after it; without one, for a quiet period of at least 2 s.
-        The wait has no bound of its own: when ``finish()``'s timeout runs out
-        it closes the connection, which ends it, and raises ``TimeoutError``.
+        aiOla has no end-of-audio message. The silence is sent asking for an
+        acknowledgement: a server that gives one has then received all the
+        audio. finish then waits until every utterance sent has its
+        transcript (:class:`~voxsync.aiola.protocol.SpeechTracker`; results
+        may come well after the acknowledgement), and returns once the
+        acknowledgement came and no event arrived for ``finish_quiet``
+        seconds (at once when the last event is older). Without an
+        acknowledgement the quiet period is at least 2 s. The wait has no
+        bound of its own: when ``finish()``'s timeout runs out it closes the
+        connection, which ends it, and raises ``TimeoutError``.
         """
         acked: List[float] = []
         if self._finish_silence > 0:
             silence = bytes(self.audio_format.nbytes(self._finish_silence))
             self._emit_audio(silence, callback=lambda *_: acked.append(time.monotonic()))
         sent = time.monotonic()
-        # without an acknowledgement, speech sent faster than the service
-        # transcribes it can look transcribed (its transcript may be an
-        # earlier utterance's): wait for a longer quiet period
+        # without an acknowledgement, results of audio still on its way may
+        # come later: wait for a longer quiet period
         fallback_quiet = max(2.0, 2 * self._finish_quiet)
         while not self._stop.is_set():
             now = time.monotonic()
-            last = max(self._last_event, sent)
             if self._speech.pending:
-                until = now + 0.05  # speech not transcribed yet: keep waiting (bounded by finish)
+                until = now + 1.0  # an utterance without its transcript: keep waiting
             elif acked:
-                until = max(last, acked[0]) + self._finish_quiet
+                until = max(acked[0], self._last_event + self._finish_quiet)
             else:
-                until = last + fallback_quiet
+                until = max(self._last_event, sent) + fallback_quiet
             if now >= until:
                 break
-            self._stop.wait(until - now)
+            # look again soon: a transcript or the acknowledgement may change the answer
+            self._stop.wait(min(until - now, _FINISH_POLL))
         if not self._stop.is_set():
             self._stream_ended()
 

@@ -112,6 +112,7 @@ NAMESPACE = "/events"
 SAMPLE_RATE = 16000
 
 _STOP = object()
+_CUT = object()  # outbox marker: cut the transport once the acknowledgements queued went out
 _RAW = "\x00raw"  # outbox marker: the payload is a raw engine.io message
 _HISTORY = 1000  # entries kept in the connections / keyword_updates / rest_requests lists
 _JOIN_TIMEOUT = 5.0
@@ -132,13 +133,20 @@ class AiolaFaults:
         the stream (a Socket.IO namespace disconnect).
     drop_after_chunks : int or None
         Abruptly close the transport (no Socket.IO goodbye, as a network
-        failure would) after this many audio chunks on one connection.
+        failure would) after this many audio chunks on one connection. Those
+        chunks are processed and acknowledged; chunks arriving after them
+        are neither (the transport is cut once the acknowledgements left).
     drop_after_seconds : float or None
         The same, this many seconds after the connection was accepted.
     drop_times : int
         How many connections the two drop faults apply to (then they stop).
     event_delay : float
         Seconds to hold every server event before emitting it.
+    result_delay : float
+        Seconds between the audio that ends an utterance and its results
+        (``transcript``, ``translation``, ``structured``), added to
+        ``event_delay``: a real recognizer's latency. The audio itself is
+        acknowledged at once.
     refuse_auth : bool
         Refuse every credential: 401 from the REST endpoints, CONNECT_ERROR
         on streaming connects.
@@ -161,6 +169,7 @@ class AiolaFaults:
     drop_after_seconds: Optional[float] = None
     drop_times: int = 1
     event_delay: float = 0.0
+    result_delay: float = 0.0
     refuse_auth: bool = False
     malformed_event: bool = False
     malformed_packet: bool = False
@@ -325,11 +334,18 @@ class _Stream:
         self.dropped = False
         self.schema_values: Dict[str, List[Any]] = {}
         self.closed = False
+        self.cutting = False  # a drop fault was decided: no more audio is taken
+        self.cut = threading.Event()  # ... and the transport is cut
         self.outbox: queue.Queue[Any] = queue.Queue()
         self.thread = emu.threads.start("stream", self._run)
 
     # Socket.IO handlers run on the connection's request thread (async_handlers=False)
     def audio(self, data: Any) -> None:
+        if self.cutting:
+            # neither processed nor acknowledged: wait for the cut, which
+            # loses the acknowledgement python-socketio sends on return
+            self.cut.wait(2.0)
+            return
         if not isinstance(data, (bytes, bytearray)):
             self.send(
                 "error",
@@ -353,35 +369,42 @@ class _Stream:
                 },
             )
             return
-        self.chunks += 1
-        self.audio_bytes += len(data)
         with self.engine_lock:
             if self.closed:
                 return
             segments = self.engine_session.feed(bytes(data))
+        self.chunks += 1
+        self.audio_bytes += len(data)
+        with self.emu._lock:
+            self.emu.audio_bytes_received += len(data)
         self._results(segments)
         limit = self.emu.faults.drop_after_chunks
         if limit is not None and self.chunks >= limit and not self.dropped:
             self.dropped = True  # considered once, whether or not drops are left
             if self.emu._claim_drop():
-                self.emu._drop(self)
+                # this chunk is acknowledged (when the handler returns), later
+                # ones are not taken: the cut comes once the acknowledgement left
+                self.cutting = True
+                self.outbox.put(_CUT)
 
     def _results(self, segments: Iterable[Any]) -> None:
         for seg in segments:
             if not seg.is_final or not seg.text.strip():
                 continue
             text = _apply_keywords(seg.text, self.keywords)
-            self.send("transcript", {"transcript": text})
+            latency = self.emu.faults.result_delay
+            self.send("transcript", {"transcript": text}, latency)
             translation = self.tasks.get("TRANSLATION")
             if isinstance(translation, Mapping):
                 dst = translation.get("dst_lang_code") or "?"
-                self.send("translation", {"translation": f"[{dst}] {text}"})
+                self.send("translation", {"translation": f"[{dst}] {text}"}, latency)
             results = _structured(text, self.tasks)
             if results is not None:
-                self.send("structured", {"results": results})
+                self.send("structured", {"results": results}, latency)
 
-    def send(self, event: str, payload: Any) -> None:
-        due = time.monotonic() + self.emu.faults.event_delay
+    def send(self, event: str, payload: Any, delay: float = 0.0) -> None:
+        """Queue an event, due after ``event_delay`` + ``delay`` (events keep their order)."""
+        due = time.monotonic() + self.emu.faults.event_delay + delay
         self.outbox.put((due, event, payload))
 
     def close(self) -> None:
@@ -390,7 +413,20 @@ class _Stream:
                 return
             self.closed = True
             _best_effort("closing an engine session", self.engine_session.close)
+        self.cut.set()
         self.outbox.put(_STOP)
+
+    def _cut(self) -> None:
+        """Cut the transport (drop fault) after the packets queued for the client went out."""
+        eio_socket = self.emu._sio.eio.sockets.get(self.eio_sid)
+        deadline = time.monotonic() + 0.5
+        while eio_socket is not None and time.monotonic() < deadline:
+            if eio_socket.queue.qsize() == 0:
+                time.sleep(0.05)  # taken by its writer: time to be written
+                break
+            time.sleep(0.005)
+        self.emu._drop(self)
+        self.cut.set()
 
     def _deadline(self) -> Optional[float]:
         faults = self.emu.faults
@@ -418,6 +454,9 @@ class _Stream:
                 item = None
             if item is _STOP:
                 return
+            if item is _CUT:
+                self._cut()
+                continue
             if item is not None:
                 pending.append(item)
             now = time.monotonic()
@@ -587,6 +626,8 @@ class AiolaEmulator(EmulatorServer):
         self.rest_requests: List[str] = []
         #: Keyword updates received with ``set_keywords`` (for tests).
         self.keyword_updates: List[Dict[str, str]] = []
+        #: Audio bytes received and processed, over every connection (for tests).
+        self.audio_bytes_received = 0
 
     # ---------------------------------------------------------- lifecycle
     def env(self) -> Dict[str, str]:
@@ -1035,6 +1076,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--event-delay", type=float, default=0.0, help="fault: delay every event (s)"
     )
     parser.add_argument(
+        "--result-delay",
+        type=float,
+        default=0.0,
+        help="seconds from the end of an utterance to its transcript (recognizer latency)",
+    )
+    parser.add_argument(
         "--rest-failures", type=int, default=0, help="fault: answer the next N REST calls with 503"
     )
     parser.add_argument(
@@ -1068,6 +1115,7 @@ def emulator_from_args(args: argparse.Namespace) -> AiolaEmulator:
         drop_after_seconds=args.drop_after_seconds,
         drop_times=args.drop_times,
         event_delay=args.event_delay,
+        result_delay=args.result_delay,
         refuse_auth=args.refuse_auth,
         malformed_event=args.malformed_event,
         malformed_packet=args.malformed_packet,
