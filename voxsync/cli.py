@@ -452,7 +452,7 @@ def _device(value: Optional[str]) -> Any:
 
 
 def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from voxsync.audio import MicrophoneStream
+    from voxsync.audio import MicrophoneStream, level
     from voxsync.audio.microphone import LIST_DEVICES_HINT
 
     display = Display(
@@ -499,7 +499,7 @@ def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         try:
             while not closed.wait(0.1):
                 if show_meter:
-                    display.meter(conn.input_level)
+                    display.meter(level(conn.last_chunk, conn.input_format))
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         except KeyboardInterrupt:

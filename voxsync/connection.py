@@ -462,7 +462,7 @@ class Connection:
         self._subscribers: List[EventIterator] = []
         self._connect_info: Dict[str, Any] = {}
         self._context: Optional[contextvars.Context] = None  # set by connect()
-        self._last_chunk = b""  # the chunk last passed to send(), for input_level
+        self._last_chunk = b""  # the chunk last passed to send(): last_chunk
         self.metrics = Metrics(input_format, self._send_q.qsize)
 
     # ------------------------------------------------------------------ info
@@ -515,23 +515,13 @@ class Connection:
 
     # ---- notebook support: the input level and the live view
     @property
-    def input_level(self) -> float:
-        """RMS level of the audio chunk last passed to :meth:`send`.
+    def last_chunk(self) -> bytes:
+        """The audio last passed to :meth:`send` (``b""`` before any).
 
-        0.0 is silence (and the value before any audio), 1.0 full scale;
-        computed when read, on the reading thread, so ``send()`` pays
-        nothing for it. The live view (:meth:`show`) draws it as a meter.
+        :func:`voxsync.audio.level` turns it into the level the live view
+        (:meth:`show`) and ``voxsync listen`` draw as a meter.
         """
-        data, fmt = self._last_chunk, self._input_format
-        if not data or fmt is None:
-            return 0.0
-        # imported here: numpy and the audio layer are not needed to stream
-        import numpy as np
-
-        from voxsync.audio.convert import to_float32
-
-        samples = to_float32(data, fmt)
-        return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+        return self._last_chunk
 
     def show(self, *, max_lines: int = 200) -> LiveView:
         """Show a live transcript of this connection under the current notebook cell.
@@ -814,7 +804,7 @@ class Connection:
             self._raise_not_open("send()")
         if not data:
             return
-        self._last_chunk = data  # input_level reads it (notebook level meter)
+        self._last_chunk = data  # last_chunk (the notebook's level meter)
         try:
             self._send_q.put_nowait(data)
         except queue.Full:

@@ -9,7 +9,8 @@ current cell and rewrites it in place while the stream runs:
 
 It uses only the events every provider shares (``transcript``,
 ``translation``, ``connect``, ``disconnect``, ``error``) and
-:attr:`Connection.input_level <voxsync.Connection.input_level>`, so it works
+:func:`voxsync.audio.level` of
+:attr:`Connection.last_chunk <voxsync.Connection.last_chunk>`, so it works
 for every provider and product. Updates are plain IPython display updates
 (``display(..., display_id=True)`` then ``update``): no widget library is
 needed, and the output stays readable in a saved notebook.
@@ -238,7 +239,9 @@ class LiveView:
             self._sent_mark = (sent, now)
         if not sent or now - self._sent_mark[1] > _FLOWING:
             return None
-        return self._conn.input_level
+        from voxsync.audio.convert import level
+
+        return level(self._conn.last_chunk, self._conn.input_format)
 
     @staticmethod
     def _line_text(line: _Line) -> str:

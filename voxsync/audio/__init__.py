@@ -10,7 +10,7 @@
   (PortAudio is loaded on first use).
 """
 
-from voxsync.audio.convert import Converter, convert, from_float32, to_float32
+from voxsync.audio.convert import Converter, convert, from_float32, level, to_float32
 from voxsync.audio.files import (
     AudioFile,
     UnsupportedAudioError,
@@ -38,6 +38,7 @@ __all__ = [
     "convert",
     "from_float32",
     "iter_chunks",
+    "level",
     "list_devices",
     "read_audio",
     "stream_file",

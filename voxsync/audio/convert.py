@@ -42,7 +42,7 @@ from voxsync.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encod
 from voxsync.errors import AudioFormatError, ConfigurationError
 from voxsync.format import AudioFormat
 
-__all__ = ["Converter", "convert", "from_float32", "to_float32"]
+__all__ = ["Converter", "convert", "from_float32", "level", "to_float32"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,18 @@ def _check_frames(nbytes: int, fmt: AudioFormat) -> None:
             f"got {nbytes} bytes, not a whole number of {fmt.frame_size}-byte frames "
             f"of {fmt.describe()}"
         )
+
+
+def level(data: Any, fmt: Optional[AudioFormat]) -> float:
+    """RMS level of a chunk of audio: 0.0 is silence (or no audio), 1.0 full scale.
+
+    ``level(conn.last_chunk, conn.input_format)`` is the input level of a
+    connection, as the notebook view and ``voxsync listen`` show it.
+    """
+    if fmt is None or not len(data):
+        return 0.0
+    samples = to_float32(data, fmt)
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
 
 
 def to_float32(data: Any, fmt: AudioFormat) -> FloatArray:

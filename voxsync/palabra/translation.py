@@ -341,8 +341,6 @@ class TranslationSession(WebSocketConnection):
         super().close()
         self._delete_owned_session()
 
-    disconnect = close
-
     def _delete_owned_session(self) -> None:
         session, self._owned_session = self._owned_session, None
         if session is None:
