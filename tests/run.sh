@@ -6,13 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-        libportaudio2 libsndfile1 pulseaudio pulseaudio-utils flite pocketsphinx-testdata >/dev/null
-fi
+bash tests/system-packages.sh
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
