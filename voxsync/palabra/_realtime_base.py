@@ -33,6 +33,13 @@ CONNECTION_OPTIONS = (
 )
 
 
+def check_options(options: Any, product: str) -> None:
+    """Raise ConfigurationError naming any option the runtime does not take."""
+    unknown = set(options) - set(CONNECTION_OPTIONS)
+    if unknown:
+        raise ConfigurationError(f"unknown option(s) for {product}(): {', '.join(sorted(unknown))}")
+
+
 class RealtimeSocket(WebSocketConnection):
     """Base of :class:`~voxsync.palabra.stt.SpeechToText` and ``TextToSpeech``.
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, FrozenSet, Optional, Set, Union
 from voxsync.audio.format import AudioFormat
 from voxsync.connection import Connection
 from voxsync.errors import ConfigurationError, RemoteProtocolError
-from voxsync.palabra._realtime_base import CONNECTION_OPTIONS, RealtimeSocket
+from voxsync.palabra._realtime_base import RealtimeSocket, check_options
 from voxsync.palabra.events import ServerError, Transcript
 from voxsync.palabra.realtime import AsrSettings, asr_url, parse_asr_message
 
@@ -140,9 +140,7 @@ class SpeechToText(RealtimeSocket):
         token: Optional[str] = None,
         **options: Any,
     ) -> None:
-        unknown = set(options) - set(CONNECTION_OPTIONS)
-        if unknown:
-            raise ConfigurationError(f"unknown option(s) for stt(): {', '.join(sorted(unknown))}")
+        check_options(options, "stt")
         if format not in FORMATS:
             raise ConfigurationError(
                 f"format must be one of {', '.join(FORMATS)} (voxsync converts any audio "

@@ -38,7 +38,7 @@ from voxsync.errors import (
     TimeoutError,
 )
 from voxsync.format import AudioFormat
-from voxsync.palabra._realtime_base import CONNECTION_OPTIONS, RealtimeSocket
+from voxsync.palabra._realtime_base import RealtimeSocket, check_options
 from voxsync.palabra.events import ServerError
 from voxsync.palabra.realtime import (
     TEXT_LIMIT,
@@ -113,9 +113,7 @@ class TextToSpeech(RealtimeSocket):
         token: Optional[str] = None,
         **options: Any,
     ) -> None:
-        unknown = set(options) - set(CONNECTION_OPTIONS)
-        if unknown:
-            raise ConfigurationError(f"unknown option(s) for tts(): {', '.join(sorted(unknown))}")
+        check_options(options, "tts")
         self.settings = TtsSettings(
             language=language,
             voice_id=voice_id,

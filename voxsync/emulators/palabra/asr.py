@@ -142,6 +142,24 @@ class SocketFaults:
     malformed_after_frames: Optional[int] = None
     close_after_frames: Optional[int] = None
 
+    def apply(self, frames: int, ws: Any, send: Callable[[str], None]) -> Tuple[bool, bool]:
+        """Inject what is due after ``frames`` client frames on socket ``ws``.
+
+        Returns ``(ended, stalled)``: the socket was cut or closed (stop
+        serving it), or it must stop answering from now on.
+        """
+        if self.drop_after_frames is not None and frames > self.drop_after_frames:
+            transport = getattr(ws, "socket", None)
+            if transport is not None:
+                transport.close()
+            return True, False
+        if self.close_after_frames is not None and frames > self.close_after_frames:
+            ws.close(1008, "rate limit exceeded")
+            return True, False
+        if self.malformed_after_frames is not None and frames == self.malformed_after_frames + 1:
+            send("{this is not json")
+        return False, self.stall_after_frames is not None and frames > self.stall_after_frames
+
 
 def faults_from(faults: Any) -> SocketFaults:
     """The realtime sockets' share of the emulator's ``PalabraFaults``.
@@ -474,20 +492,9 @@ class _AsrSocket:
                 session.close()
 
     def _fault(self) -> bool:
-        f, n = self.faults, self.frames
-        if f.drop_after_frames is not None and n > f.drop_after_frames:
-            transport = getattr(self.ws, "socket", None)
-            if transport is not None:
-                transport.close()
-            return True
-        if f.close_after_frames is not None and n > f.close_after_frames:
-            self.ws.close(1008, "rate limit exceeded")
-            return True
-        if f.malformed_after_frames is not None and n == f.malformed_after_frames + 1:
-            self.ws.send("{this is not json")
-        if f.stall_after_frames is not None and n > f.stall_after_frames:
-            self.stalled = True
-        return False
+        ended, stalled = self.faults.apply(self.frames, self.ws, self.ws.send)
+        self.stalled = self.stalled or stalled
+        return ended
 
     def _send(self, message: Mapping[str, Any]) -> None:
         if not self.stalled:

@@ -283,20 +283,9 @@ class _TtsSocket:
             return
 
     def _fault(self) -> bool:
-        f, n = self.faults, self.frames
-        if f.drop_after_frames is not None and n > f.drop_after_frames:
-            transport = getattr(self.ws, "socket", None)
-            if transport is not None:
-                transport.close()
-            return True
-        if f.close_after_frames is not None and n > f.close_after_frames:
-            self.ws.close(1008, "rate limit exceeded")
-            return True
-        if f.malformed_after_frames is not None and n == f.malformed_after_frames + 1:
-            self.send("{this is not json")
-        if f.stall_after_frames is not None and n > f.stall_after_frames:
-            self.stalled = True
-        return False
+        ended, stalled = self.faults.apply(self.frames, self.ws, self.send)
+        self.stalled = self.stalled or stalled
+        return ended
 
     def _handle(self, frame: Any) -> None:
         if not isinstance(frame, str):
