@@ -193,6 +193,9 @@ def aiola_env() -> Iterator[Env]:
                 "aiola",
                 AudioFormat(16000, 1, "pcm_s16le"),
                 connection,
+                # speech, as a real service would transcribe: finish() waits for
+                # the transcripts of the speech it sent
+                speech=True,
                 proxy=proxy,
                 received=lambda: engine.bytes,
                 faults=faults,

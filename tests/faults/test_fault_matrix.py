@@ -204,7 +204,9 @@ def _drop_every(env: Env) -> None:
     env.fault("drop_every", 2)
     w = Watch(env, reconnection_attempts=3).connect()
     with pytest.raises(DisconnectedError):
-        w.send_all(env.chunks(3.0), pause=0.02)
+        # enough audio for more drops than the reconnection bound allows, even
+        # though the audio in flight at each drop is dropped (and reported)
+        w.send_all(env.chunks(8.0), pause=0.02)
         timed(15, w.conn.wait, 15)
     w.error_of(DisconnectedError)
     w.close()
