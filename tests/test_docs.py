@@ -245,9 +245,28 @@ def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     html = (tmp_path / "html" / "index.html").read_text("utf-8")
-    for page in ("guide/connection.html", "jupyter.html", "reference/api.html"):
+    for page in (
+        "guide/connection.html",
+        "guide/runtime.html",
+        "guide/jupyter.html",
+        "guide/palabra.html",
+        "guide/palabra-stt.html",
+        "guide/palabra-tts.html",
+        "reference/api.html",
+    ):
         assert page in html, page
     api = (tmp_path / "html" / "reference" / "_autosummary").glob("voxsync.*.html")
     modules = {p.stem for p in api}
-    assert {"voxsync.connection", "voxsync.notebook", "voxsync.audio.files"} <= modules
+    assert {
+        "voxsync.connection",
+        "voxsync.notebook",
+        "voxsync.audio.files",
+        "voxsync.palabra",
+        "voxsync.wsconnection",
+        "voxsync.request",
+        "voxsync.batch",
+        "voxsync.transport.http",
+        "voxsync.transport.socketio",
+        "voxsync.emulators.palabra",
+    } <= modules
     assert not any(".__" in m or "._" in m for m in modules), modules
