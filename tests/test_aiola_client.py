@@ -286,7 +286,7 @@ def test_set_keywords_during_the_stream(scripted: AiolaEmulator) -> None:
         conn.close()
     assert [ev.text for ev in rec.of("transcript")][:3] == ["one", "2", "3"]
     assert scripted.keyword_updates == [{"two": "2", "three": "3"}]
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="keywords"):
         conn.set_keywords(["not", "a", "mapping"])  # type: ignore[arg-type]
 
 
@@ -589,35 +589,66 @@ def test_cli_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIOLA_API_KEY")
     with pytest.raises(ConfigurationError, match="AIOLA_API_KEY"):
         create_connection(**aiola_cli.options_from_args(args))
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="keywords"):
         aiola_cli.options_from_args(parser.parse_args(["--keywords", "[1, 2]"]))
     create_connection(**options)  # builds without connecting
 
 
 # ------------------------------------------------------------------ codec
 @pytest.mark.parametrize(
-    ("name", "data", "kind"),
+    ("name", "data", "kind", "text"),
     [
-        ("transcript", {"transcript": "hi"}, Transcript),
-        ("transcript", {"transcript": "hi", "itn_transcript": "Hi"}, Transcript),
-        ("transcript", "not an object", RemoteProtocolError),
-        ("transcript", {"text": "hi"}, RemoteProtocolError),
-        ("translation", {"translation": "hola"}, Translation),
-        ("translation", {}, RemoteProtocolError),
-        ("error", {"message": "Invalid audio", "details": "odd"}, ServerError),
-        ("error", "boom", ServerError),
-        ("structured", {"results": {"a": 1}}, voxsync.aiola.Structured),
-        ("events", {"results": {}}, Message),
-        ("something_new", [1, 2], Message),
+        ("transcript", {"transcript": "hi"}, Transcript, "hi"),
+        ("transcript", {"transcript": "hi", "itn_transcript": "Hi"}, Transcript, "hi"),
+        (
+            "transcript",
+            "not an object",
+            RemoteProtocolError,
+            "aiOla sent a transcript event without a text 'transcript' field: 'not an object'",
+        ),
+        (
+            "transcript",
+            {"text": "hi"},
+            RemoteProtocolError,
+            "aiOla sent a transcript event without a text 'transcript' field: {'text': 'hi'}",
+        ),
+        ("translation", {"translation": "hola"}, Translation, "hola"),
+        (
+            "translation",
+            {},
+            RemoteProtocolError,
+            "aiOla sent a translation event without a text 'translation' field: {}",
+        ),
+        (
+            "error",
+            {"message": "Invalid audio", "details": "odd"},
+            ServerError,
+            "Invalid audio: odd",
+        ),
+        ("error", "boom", ServerError, "aiOla reported an error"),
+        ("structured", {"results": {"a": 1}}, voxsync.aiola.Structured, None),
+        ("events", {"results": {}}, Message, None),
+        ("something_new", [1, 2], Message, None),
     ],
 )
-def test_decode_event(name: str, data: Any, kind: type) -> None:
-    ev = decode_event(name, data, language="en", translation={"dst_lang_code": "es"})
-    assert isinstance(ev, kind)
+def test_decode_event(name: str, data: Any, kind: type, text: Any) -> None:
+    ev = decode_event(
+        name, data, language="en", translation={"dst_lang_code": "es"}, index=4
+    )
+    assert type(ev) is kind
+    raw = data if isinstance(data, dict) else {"data": data}
+    if text is not None:
+        assert str(ev) == text
     if isinstance(ev, Message):
-        assert ev.type == name and ev.raw == (data if isinstance(data, dict) else {"data": data})
+        assert ev.type == name and ev.raw == raw
     if isinstance(ev, ServerError):
-        assert "Invalid audio: odd" in str(ev) or "aiOla reported" in str(ev)
+        assert ev.raw == raw
+    if isinstance(ev, Transcript):
+        assert (ev.id, ev.language, ev.is_final, ev.raw) == ("4", "en", True, raw)
+    if isinstance(ev, Translation):
+        assert (ev.id, ev.source_language, ev.target_language) == ("4", "en", "es")
+    if isinstance(ev, voxsync.aiola.Structured):
+        assert ev.results == {"a": 1}
 
 
 def test_decode_event_redacts_tokens() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +102,41 @@ def test_g711_matches_the_former_audioop_module() -> None:
     assert alaw_encode(ALL_PCM).tobytes() == audioop.lin2alaw(raw, 2)
     assert ulaw_decode(ALL_CODES.tobytes()).tobytes() == audioop.ulaw2lin(bytes(range(256)), 2)
     assert alaw_decode(ALL_CODES.tobytes()).tobytes() == audioop.alaw2lin(bytes(range(256)), 2)
+
+
+def test_g711_matches_the_shipped_reference_vectors() -> None:
+    """Bit-exact against ``audioop``'s answers, kept in tests/data (runs on every Python).
+
+    tests/data/make_g711_reference.py wrote the file with a Python that still
+    had ``audioop``; the test above compares with the module itself where it
+    exists, so the file and the module are checked against each other too.
+    """
+    ref = np.load(Path(__file__).resolve().parent / "data" / "g711_reference.npz")
+    assert ref["ulaw_encoded"].shape == ref["alaw_encoded"].shape == (65536,)
+    assert ref["ulaw_decoded"].shape == ref["alaw_decoded"].shape == (256,)
+    assert np.array_equal(ulaw_encode(ALL_PCM), ref["ulaw_encoded"])
+    assert np.array_equal(alaw_encode(ALL_PCM), ref["alaw_encoded"])
+    assert np.array_equal(ulaw_decode(ALL_CODES.tobytes()), ref["ulaw_decoded"])
+    assert np.array_equal(alaw_decode(ALL_CODES.tobytes()), ref["alaw_decoded"])
+
+
+def test_g711_tables_are_built_bit_exact() -> None:
+    """The table builders themselves (they run once, at import) against the reference."""
+    from voxsync.audio import g711
+
+    ref = np.load(Path(__file__).resolve().parent / "data" / "g711_reference.npz")
+    index = ALL_PCM.view(np.uint16)
+    assert np.array_equal(g711._build_ulaw_encode()[index], ref["ulaw_encoded"])
+    assert np.array_equal(g711._build_alaw_encode()[index], ref["alaw_encoded"])
+    assert np.array_equal(g711._build_ulaw_decode(), ref["ulaw_decoded"])
+    assert np.array_equal(g711._build_alaw_decode(), ref["alaw_decoded"])
+    dtypes = [
+        g711._build_ulaw_encode().dtype,
+        g711._build_alaw_encode().dtype,
+        g711._build_ulaw_decode().dtype,
+        g711._build_alaw_decode().dtype,
+    ]
+    assert dtypes == [np.uint8, np.uint8, np.int16, np.int16]
 
 
 def test_g711_rejects_wrong_dtypes() -> None:

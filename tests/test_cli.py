@@ -192,10 +192,13 @@ def test_devices_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 def test_emulate_lists_and_delegates(capsys: pytest.CaptureFixture[str]) -> None:
     names = emulator_names()
     assert "engine" not in names
-    if not names:
-        pytest.skip("no emulator module yet")
-    code, out, _ = run(["emulate", names[0], "--help"], capsys)
-    assert code == 0 and f"voxsync emulate {names[0]}" in out
+    # a discovery regression must fail here, not turn into a skip
+    assert {"aiola", "uhlive"} <= set(names), names
+    for name in names:
+        code, out, _ = run(["emulate", name, "--help"], capsys)
+        assert code == 0 and f"voxsync emulate {name}" in out
+    code, _, err = run(["emulate", "no-such-emulator"], capsys)
+    assert code != 0 and "no-such-emulator" in err
 
 
 def test_progress_for_long_files_when_partials_are_not_shown(

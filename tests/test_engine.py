@@ -141,15 +141,15 @@ def test_bad_engine_options(kind: str, options: Dict[str, object], message: str)
 def test_session_misuse() -> None:
     engine = make_engine("scripted")
     session = engine.new_session()
-    with pytest.raises(AudioFormatError):
+    with pytest.raises(AudioFormatError, match="even number of bytes, got 3"):
         session.feed(b"\x00\x00\x00")
-    with pytest.raises(AudioFormatError):
+    with pytest.raises(AudioFormatError, match="bytes of 16-bit PCM, got str"):
         session.feed("text")  # type: ignore[arg-type]
     session.close()
     session.close()  # idempotent
     with pytest.raises(LocalProtocolError):
         session.feed(b"\x00\x00")
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"4000\.\.192000 Hz, got 100"):
         engine.new_session(100)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import logging
+import re
 
 import pytest
 
@@ -99,6 +100,11 @@ def test_redact_removes_secrets(text, secret):
     out = redact(text)
     assert secret not in out
     assert REDACTED in out
+    # the whole credential goes: no piece of it is left on either side of the mask
+    # (a narrowed pattern would leave e.g. "Bearer ***-live-1234567")
+    assert not re.search(r"[\w.~+/-]" + re.escape(REDACTED), out), out
+    assert not re.search(re.escape(REDACTED) + r"[\w.~+/=-]", out), out
+    assert out == text.replace(secret, REDACTED) or secret.startswith("eyJ")
 
 
 def test_redact_keeps_ordinary_text_and_removes_literal_secrets():

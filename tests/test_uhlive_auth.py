@@ -98,7 +98,7 @@ def test_conversation_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UHLIVE_API_URL", "api.example.org")
     assert build_bot_url() == "wss://api.example.org/bots"
     assert build_conversation_url("t", "https://h") == "wss://h/socket/websocket?jwt=t&vsn=2.0.0"
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="ws\\(s\\):// or http\\(s\\):// URL"):
         build_conversation_url("t", "ftp://h")
 
 

@@ -301,11 +301,11 @@ def test_bad_token_is_an_authentication_error(scripted_emu: UhliveEmulator) -> N
 
 
 def test_bad_options_are_configuration_errors() -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="audio_codec must be one of"):
         BotConnection(token="t", audio_codec="opus")
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="instead of keepalive_interval"):
         BotConnection(token="t", keepalive_interval=1.0)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="from 10 to 1000, got 5"):
         BotConnection(token="t", silence_chunk_ms=5)
 
 

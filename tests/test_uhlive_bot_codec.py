@@ -173,27 +173,30 @@ def test_request_id_counts_commands_and_reading_it_changes_nothing() -> None:
 
 def test_refused_arguments_do_not_consume_a_request_id() -> None:
     rec = opened_recognizer()
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="must be JSON values"):
         rec.set_params(bad=object())
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="must be JSON values"):
         rec.set_params(nan=float("nan"))
     assert json.loads(rec.get_params())["request_id"] == 2
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "match"),
     [
-        lambda r: r.recognize(),
-        lambda r: r.recognize("speech/boolean"),
-        lambda r: r.recognize("builtin:a\nbuiltin:b"),
-        lambda r: r.recognize("builtin:speech/boolean", recognition_mode="fast"),
-        lambda r: r.define_grammar("", "builtin:speech/boolean"),
-        lambda r: r.define_grammar("a b", "builtin:speech/boolean"),
-        lambda r: r.define_grammar("ok", ""),
+        (lambda r: r.recognize(), "at least one grammar"),
+        (lambda r: r.recognize("speech/boolean"), "grammar must be a one-line"),
+        (lambda r: r.recognize("builtin:a\nbuiltin:b"), "grammar must be a one-line"),
+        (
+            lambda r: r.recognize("builtin:speech/boolean", recognition_mode="fast"),
+            "recognition_mode must be 'normal' or 'hotword'",
+        ),
+        (lambda r: r.define_grammar("", "builtin:speech/boolean"), "alias must be a non-empty"),
+        (lambda r: r.define_grammar("a b", "builtin:speech/boolean"), "alias must be a non-empty"),
+        (lambda r: r.define_grammar("ok", ""), "uri must be a non-empty"),
     ],
 )
-def test_bad_arguments_raise_configuration_error(call: Any) -> None:
-    with pytest.raises(ConfigurationError):
+def test_bad_arguments_raise_configuration_error(call: Any, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
         call(opened_recognizer())
 
 
@@ -573,3 +576,43 @@ def test_commands_are_compact_json_with_consecutive_ids(params: Dict[str, Any], 
         assert decoded["request_id"] == 2 + i
         assert decoded["headers"] == params
         assert frame == json.dumps(decoded, separators=(",", ":"), ensure_ascii=False)
+
+
+_BASE_FRAME: Dict[str, Any] = {
+    "event": "OPENED",
+    "request_id": 1,
+    "channel_id": "c",
+    "headers": {},
+    "completion_cause": None,
+    "completion_reason": None,
+    "body": "",
+}
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ([1], "expected a JSON object, got list"),
+        ({**_BASE_FRAME, "event": 3}, "missing or non-string 'event'"),
+        ({**_BASE_FRAME, "request_id": "1"}, "'request_id' must be an integer, got str"),
+        ({**_BASE_FRAME, "channel_id": 5}, "'channel_id' must be a string, got int"),
+        ({**_BASE_FRAME, "headers": []}, "'headers' must be an object, got list"),
+        ({**_BASE_FRAME, "body": 5}, "'body' must be a string, an object or null, got int"),
+        (
+            {**_BASE_FRAME, "event": "RECOGNITION-COMPLETE", "body": {"alternatives": 5}},
+            "body.alternatives must be a list",
+        ),
+    ],
+)
+def test_malformed_events_say_what_is_wrong(frame: Any, message: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_event(json.dumps(frame))
+    assert str(info.value) == f"malformed Recognition API event: {message}"
+
+
+def test_optional_envelope_fields_default_to_empty() -> None:
+    frame = {"event": "OPENED", "request_id": 1, "body": ""}
+    ev = parse_event(json.dumps(frame))
+    assert isinstance(ev, Opened)
+    assert ev.channel_id == "" and ev.headers == {}
+    assert ev.completion_cause is None and ev.completion_reason is None

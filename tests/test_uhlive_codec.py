@@ -15,7 +15,6 @@ from voxsync.errors import (
     ProtocolError,
     RemoteProtocolError,
     ServerError,
-    VoxsyncError,
 )
 from voxsync.uhlive import (
     AudioSegmentDecoded,
@@ -25,6 +24,7 @@ from voxsync.uhlive import (
     ConversationState,
     EntityFound,
     EntityRecognized,
+    Event,
     Ok,
     RelationRecognized,
     SpeakerJoined,
@@ -135,7 +135,7 @@ def test_misuse_raises_local_protocol_errors() -> None:
 
 
 def test_bad_arguments_raise_configuration_errors() -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="identifier must be a non-empty string"):
         Conversation("", "conv", "me")
     with pytest.raises(ConfigurationError, match="255"):
         Conversation("x" * 200, "y" * 100, "me")
@@ -148,7 +148,7 @@ def test_bad_arguments_raise_configuration_errors() -> None:
         client.join(origin=1.5)  # type: ignore[arg-type]
     assert client.state is ConversationState.IDLE  # failed calls change nothing
     client = joined()
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="audio must be bytes, got str"):
         client.send_audio_chunk("text")  # type: ignore[arg-type]
 
 
@@ -460,11 +460,35 @@ frames = st.tuples(
 )
 
 
+def _phoenix_event(data: object) -> object:
+    """The event name of a well-formed Phoenix v2 frame, else None."""
+    try:
+        message = json.loads(data)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if isinstance(message, list) and len(message) == 5:
+        return message[3]
+    return None
+
+
 def _exercise(client: Conversation, data: object) -> None:
+    """Feed one frame: a typed event, ``UhliveError`` or ``RemoteProtocolError``, nothing else."""
+    state = client.state
     try:
         event = client.receive(data)  # type: ignore[arg-type]
-    except VoxsyncError:
+    except UhliveError as exc:
+        # only an error reply or a channel crash may raise the server's error
+        assert _phoenix_event(data) in ("phx_reply", "phx_error"), (data, exc)
+        assert str(exc)
         return
+    except RemoteProtocolError as exc:
+        assert client.state is state, "a rejected frame must not change the state"
+        assert str(exc)
+        return
+    assert isinstance(event, Event), type(event)
+    assert event.event == _phoenix_event(data)
+    if isinstance(event, Unknown):
+        assert event.type == event.event  # never dropped: the name is kept
     # every property of whatever came back must be readable
     for name in dir(event):
         if not name.startswith("_"):
@@ -475,7 +499,7 @@ def _exercise(client: Conversation, data: object) -> None:
             for item in value:
                 for attr in ("word", "start", "end", "length", "confidence"):
                     getattr(item, attr, None)
-    repr(event)
+    assert isinstance(repr(event), str)
     str(event)
 
 
@@ -484,11 +508,13 @@ def _exercise(client: Conversation, data: object) -> None:
 def test_fuzz_structured_frames_never_crash(frame: tuple) -> None:
     client = joined()
     _exercise(client, json.dumps(list(frame)))
-    # the codec stays usable: a state-appropriate call works or raises a typed error
-    try:
-        client.leave()
-    except VoxsyncError:
-        pass
+    # the codec stays usable: leaving works while joined, and is refused with
+    # a LocalProtocolError (naming the state) once the channel is gone
+    if client.state is ConversationState.JOINED:
+        assert "phx_leave" in client.leave()
+    else:
+        with pytest.raises(LocalProtocolError):
+            client.leave()
 
 
 @settings(max_examples=300, deadline=None)
