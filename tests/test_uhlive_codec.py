@@ -487,7 +487,7 @@ def _exercise(client: Conversation, data: object) -> None:
         return
     assert isinstance(event, Event), type(event)
     assert event.event == _phoenix_event(data)
-    if isinstance(event, Unknown):
+    if isinstance(event, UnknownEvent):
         assert event.type == event.event  # never dropped: the name is kept
     # every property of whatever came back must be readable
     for name in dir(event):
