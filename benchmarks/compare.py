@@ -50,7 +50,7 @@ Repeats alternate which library runs first; ratios are voxsync / official
 for each (repeat, N) pair, and the table shows their median.
 
 Writes benchmarks/results/compare.json. Run it from the benchmark
-environment, which has the official SDKs installed (see docs/benchmarks.rst)::
+environment, which has the official SDKs installed (see docs/guide/benchmarks.rst)::
 
     python benchmarks/compare.py --quick          # ~5 minutes: N = 1, 10, 50, one repeat
     python benchmarks/compare.py                  # N = 1, 10, 50, 100, three repeats
@@ -693,7 +693,7 @@ def main() -> int:
     if missing and "official" in args.libraries:
         print(
             f"the official SDKs are not installed here ({', '.join(missing)}); "
-            "create the benchmark environment first (docs/benchmarks.rst)",
+            "create the benchmark environment first (docs/guide/benchmarks.rst)",
             file=sys.stderr,
         )
         return 2

@@ -11,7 +11,7 @@ packages among them: numpy, requests, python-socketio, ...): unlike times,
 that figure does not move with the machine's load.
 
 The vendors' imports are measured alongside when they are installed (the
-benchmark environment, see docs/benchmarks.rst): ``import uhlive.stream.
+benchmark environment, see docs/guide/benchmarks.rst): ``import uhlive.stream.
 conversation`` (Uh!ive's sans-I/O codec, the counterpart of
 ``voxsync.uhlive``'s Conversation) and ``import aiola``.
 

@@ -2,12 +2,14 @@
 code block of README.rst and docs/ runs.
 
 Python blocks of one page run in order, in one namespace, in a child process
-started from the repository's root, with the vendors' environment variables
-pointing at emulators this test starts; ``test_*`` functions a block defines
-are called. Console blocks run their ``$ voxsync ...`` lines and compare the
-output shown. A block preceded by ``.. snippet-test: skip, REASON`` is
-skipped (hardware, real accounts, a Jupyter kernel, a server that runs until
-Ctrl+C); see docs/guide/development.rst.
+started in a scratch directory that links to the repository's files (so
+files a block writes land there), with the vendors' environment variables
+pointing at emulators this test starts (aiOla, Uh!ive, Palabra); ``test_*``
+functions a block defines are called. Console blocks run their
+``$ voxsync ...`` lines the same way and compare the output shown. A block
+preceded by ``.. snippet-test: skip, REASON`` is skipped (hardware, real
+accounts, a Jupyter kernel, a server that runs until Ctrl+C); see
+docs/guide/development.rst.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from voxsync.emulators.aiola import AiolaEmulator
+from voxsync.emulators.palabra import PalabraEmulator
 from voxsync.emulators.uhlive import UhliveEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,8 +137,9 @@ print("\n@@RESULTS@@" + json.dumps({"results": results, "threads": left()}))
 
 @pytest.fixture(scope="module")
 def emulators() -> Iterator[Dict[str, str]]:
-    with AiolaEmulator() as aiola, UhliveEmulator() as uhlive:
+    with AiolaEmulator() as aiola, UhliveEmulator() as uhlive, PalabraEmulator() as palabra:
         env = dict(uhlive.env())
+        env.update(palabra.env())
         env.setdefault("UHLIVE_API_CLIENT", "docs-client")
         env.setdefault("UHLIVE_API_SECRET", "docs-secret")
         env.update(
@@ -146,12 +150,22 @@ def emulators() -> Iterator[Dict[str, str]]:
         yield env
 
 
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """A working directory that shows the repository's files (samples, README.rst,
+    ...) through symbolic links, so the files a block writes land here."""
+    for entry in ROOT.iterdir():
+        if not entry.name.startswith((".", "_")):
+            (tmp_path / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    return tmp_path
+
+
 PY_PAGES = sorted({b.page for b in ALL if b.language == "python" and not b.skip})
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("page", PY_PAGES)
-def test_python_blocks_run(page: str, emulators: Dict[str, str]) -> None:
+def test_python_blocks_run(page: str, emulators: Dict[str, str], scratch: Path) -> None:
     blocks = [b for b in ALL if b.page == page and b.language == "python" and not b.skip]
     payload = json.dumps([{"page": b.page, "line": b.line, "code": b.code} for b in blocks])
     env = {**os.environ, **emulators, "PYTHONPATH": str(ROOT)}
@@ -159,7 +173,7 @@ def test_python_blocks_run(page: str, emulators: Dict[str, str]) -> None:
     run = subprocess.run(
         [sys.executable, "-c", RUNNER],
         input=payload,
-        cwd=ROOT,
+        cwd=scratch,
         env=env,
         capture_output=True,
         text=True,
@@ -194,7 +208,7 @@ CONSOLE = [b for b in ALL if b.language == "console" and not b.skip]
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("block", CONSOLE, ids=[f"{b.page}:{b.line}" for b in CONSOLE])
-def test_console_blocks_run(block: Block) -> None:
+def test_console_blocks_run(block: Block, emulators: Dict[str, str], scratch: Path) -> None:
     commands = commands_of(block)
     assert commands, "a console block shows at least one command"
     for command, expected in commands:
@@ -202,7 +216,8 @@ def test_console_blocks_run(block: Block) -> None:
         assert argv[0] == "voxsync", f"only voxsync commands run here: {command}"
         run = subprocess.run(
             [sys.executable, "-m", "voxsync", *argv[1:]],
-            cwd=ROOT,
+            cwd=scratch,
+            env={**os.environ, **emulators, "PYTHONPATH": str(ROOT)},
             capture_output=True,
             text=True,
             timeout=240,
@@ -230,9 +245,28 @@ def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     html = (tmp_path / "html" / "index.html").read_text("utf-8")
-    for page in ("guide/connection.html", "jupyter.html", "reference/api.html"):
+    for page in (
+        "guide/connection.html",
+        "guide/runtime.html",
+        "guide/jupyter.html",
+        "guide/palabra.html",
+        "guide/palabra-stt.html",
+        "guide/palabra-tts.html",
+        "reference/api.html",
+    ):
         assert page in html, page
     api = (tmp_path / "html" / "reference" / "_autosummary").glob("voxsync.*.html")
     modules = {p.stem for p in api}
-    assert {"voxsync.connection", "voxsync.notebook", "voxsync.audio.files"} <= modules
+    assert {
+        "voxsync.connection",
+        "voxsync.notebook",
+        "voxsync.audio.files",
+        "voxsync.palabra",
+        "voxsync.wsconnection",
+        "voxsync.request",
+        "voxsync.batch",
+        "voxsync.transport.http",
+        "voxsync.transport.socketio",
+        "voxsync.emulators.palabra",
+    } <= modules
     assert not any(".__" in m or "._" in m for m in modules), modules

@@ -24,7 +24,7 @@ provisionally and give partials, then from all of it (its first 10 s if
 longer), to decode it again from the start for good. Later utterances use
 the running estimate. On real read speech a shorter estimate (the first
 2 s) cost accuracy; with the whole utterance the first one is decoded as
-well as pocketsphinx decodes a whole file (see ``docs/local.rst``).
+well as pocketsphinx decodes a whole file (see ``docs/guide/local.rst``).
 
 The decoder gets audio in slices of at most a quarter second, however large
 the chunks given to :meth:`Recognizer.feed`: the result does not depend on
