@@ -306,6 +306,9 @@ def test_translation_task_yields_translation_events(scripted: AiolaEmulator) -> 
     assert (tr.source_language, tr.target_language) == ("en", "es")
     names = [n for n, _ in rec.events if n in ("transcript", "translation")]
     assert names[:4] == ["transcript", "translation", "transcript", "translation"]
+    # each translation carries the id of the transcript it translates
+    pairs = [ev for n, ev in rec.events if n in ("transcript", "translation")][:4]
+    assert [ev.id for ev in pairs] == ["0", "0", "1", "1"]
 
 
 def test_bad_token_on_connect_raises_authentication_error(emu: AiolaEmulator) -> None:
@@ -625,7 +628,8 @@ def test_cli_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             ServerError,
             "Invalid audio: odd",
         ),
-        ("error", "boom", ServerError, "aiOla reported an error"),
+        ("error", "boom", ServerError, "boom"),
+        ("error", {}, ServerError, "aiOla reported an error"),
         ("structured", {"results": {"a": 1}}, voxsync.aiola.Structured, None),
         ("events", {"results": {}}, Message, None),
         ("something_new", [1, 2], Message, None),

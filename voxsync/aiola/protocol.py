@@ -125,7 +125,8 @@ def decode_event(
     translation : mapping or None
         The stream's ``tasks_config["TRANSLATION"]`` (source/target languages).
     index : int
-        Utterance number, used as the transcript ``id``.
+        Utterance number: the ``id`` of a transcript, and of the translation
+        of that transcript.
 
     Returns
     -------
@@ -165,6 +166,8 @@ def decode_event(
     if name == "error":
         message = raw.get("message")
         details = raw.get("details")
+        if message is None and isinstance(data, str) and data:
+            message = data  # a bare string payload is the server's message
         text = str(message) if message is not None else "aiOla reported an error"
         if details:
             text = f"{text}: {details}"

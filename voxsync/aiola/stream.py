@@ -521,9 +521,11 @@ class AiolaConnection(Connection):
             self._speech.transcript()
         tasks = self.tasks_config or {}
         translation = tasks.get("TRANSLATION")
-        index = self._index
         if name == "transcript":
+            index = self._index
             self._index += 1
+        else:  # a translation follows the transcript it translates: same id
+            index = max(self._index - 1, 0)
         event = decode_event(
             name,
             data,
