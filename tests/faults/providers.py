@@ -81,6 +81,9 @@ class Env:
         speech: bool = False,
         finish_bytes: int = 0,
         close_codes: bool = False,
+        huge_send_seconds: Optional[float] = None,
+        text: bool = False,
+        result_event: str = "transcript",
     ) -> None:
         self.name = name
         self.audio_format = audio_format
@@ -93,6 +96,12 @@ class Env:
         self.finish_bytes = finish_bytes
         #: whether a WebSocket close code reaches the client's errors
         self.close_codes = close_codes
+        #: audio for the huge-send case, when the default (5 MiB) cannot end in time
+        self.huge_send_seconds = huge_send_seconds
+        #: text in (``send_text``), audio out: the cases feed text instead of audio
+        self.text = text
+        #: the event each result arrives as (the handler cases hook it)
+        self.result_event = result_event
 
     def connection(self, **options: Any) -> Connection:
         """A new, not yet connected connection (options go to the constructor)."""
@@ -280,10 +289,132 @@ def uhlive_bot_env() -> Iterator[Env]:
         )
 
 
+def _palabra_faults(emu: Any) -> Dict[str, Callable[..., None]]:
+    return {
+        "drop": lambda chunks=4: setattr(emu.faults, "drop_after_chunks", chunks),
+        "refuse_auth": lambda: setattr(emu.faults, "refuse_auth", True),
+        "unavailable": lambda: setattr(emu.faults, "rate_limit_close", True),
+        "malformed": lambda chunks=3: setattr(emu.faults, "malformed_after_chunks", chunks),
+        "rest_failures": lambda n: setattr(emu.faults, "rest_5xx", n),
+    }
+
+
+@contextlib.contextmanager
+def _palabra() -> Iterator[Any]:
+    """A Palabra emulator whose sessions name the proxy as socket address.
+
+    Yields ``(emulator, proxy, client, engine)``: REST and sockets both pass the proxy.
+    """
+    from voxsync.emulators.palabra import PalabraEmulator
+    from voxsync.palabra import Palabra
+
+    engine = CountingEngine(
+        make_engine("scripted", every_bytes=32000, transcripts=["one", "two"], partial_ms=0)
+    )
+
+    class ProxiedPalabra(PalabraEmulator):
+        """Sessions name the proxy as the socket address, so sockets pass it too."""
+
+        proxy_port = 0
+
+        @property
+        def ws_base(self) -> str:
+            return f"ws://127.0.0.1:{self.proxy_port}"
+
+    with ProxiedPalabra(engine=engine, translations=["uno", "dos"]) as emu, FaultProxy(
+        ("127.0.0.1", emu.port)
+    ) as proxy:
+        emu.proxy_port = proxy.port
+        client = Palabra(
+            client_id=emu.client_id,
+            client_secret=emu.client_secret,
+            api_url=f"http://127.0.0.1:{proxy.port}",
+        )
+        try:
+            yield emu, proxy, client, engine
+        finally:
+            client.close()
+
+
+@contextlib.contextmanager
+def palabra_env() -> Iterator[Env]:
+    with _palabra() as (emu, proxy, client, engine):
+
+        def connection(**opts: Any) -> Connection:
+            return client.translation(  # type: ignore[no-any-return]
+                source="en",
+                targets=["es"],
+                input_sample_rate=16000,
+                ready_timeout=10,
+                **opts,
+            )
+
+        yield Env(
+            "palabra",
+            AudioFormat(16000, 1, "pcm_s16le"),
+            connection,
+            proxy=proxy,
+            received=lambda: engine.bytes,
+            faults=_palabra_faults(emu),
+            close_codes=True,
+            # the server speaks each translation at real time and the stream ends
+            # after the last word is spoken: 20 s of input, not 160 s
+            huge_send_seconds=20.0,
+        )
+
+
+#: seconds of silence Palabra STT's finish() streams (paced at real time)
+STT_SILENCE_TAIL = 0.32
+
+
+@contextlib.contextmanager
+def palabra_stt_env() -> Iterator[Env]:
+    with _palabra() as (emu, proxy, client, engine):
+
+        def connection(**opts: Any) -> Connection:
+            opts.setdefault("silence_tail", STT_SILENCE_TAIL)
+            return client.stt("en", **opts)  # type: ignore[no-any-return]
+
+        yield Env(
+            "palabra-stt",
+            AudioFormat(16000, 1, "pcm_s16le"),
+            connection,
+            proxy=proxy,
+            received=lambda: engine.bytes,
+            faults=_palabra_faults(emu),
+            finish_bytes=AudioFormat(16000, 1, "pcm_s16le").nbytes(STT_SILENCE_TAIL),
+            close_codes=True,
+            # finish() waits until a real-time recognizer could have heard it all
+            huge_send_seconds=6.0,
+        )
+
+
+@contextlib.contextmanager
+def palabra_tts_env() -> Iterator[Env]:
+    with _palabra() as (emu, proxy, client, _engine):
+
+        def connection(**opts: Any) -> Connection:
+            return client.tts("en", **opts)  # type: ignore[no-any-return]
+
+        yield Env(
+            "palabra-tts",
+            AudioFormat(24000, 1, "pcm_s16le"),
+            connection,
+            proxy=proxy,
+            faults=_palabra_faults(emu),
+            close_codes=True,
+            text=True,
+            result_event="audio",
+        )
+
+
 #: provider name -> factory of its :class:`Env` (a context manager).
 PROVIDERS: Dict[str, Callable[[], Any]] = {
     "local": local_env,
     "aiola": aiola_env,
     "uhlive": uhlive_env,
     "uhlive-bot": uhlive_bot_env,
+    "palabra": palabra_env,
+    "palabra-stt": palabra_stt_env,
+    "palabra-tts": palabra_tts_env,
 }
