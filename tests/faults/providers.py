@@ -175,8 +175,16 @@ def aiola_env() -> Iterator[Env]:
     with AiolaEmulator(engine=engine) as emu, FaultProxy(("127.0.0.1", emu.port)) as proxy:
         clients: List[Any] = []
 
+        expired = {"on": False}
+
         def connection(**opts: Any) -> Connection:
-            client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
+            if expired["on"]:  # a token the server issued, past its lifetime
+                client = AiolaClient(
+                    access_token=emu.issue_access_token(ttl=-10),
+                    base_url=f"http://127.0.0.1:{proxy.port}",
+                )
+            else:
+                client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
             clients.append(client)
             opts.setdefault("transports", ("websocket",))
             opts.setdefault("reconnection_attempts", 0)
@@ -196,6 +204,7 @@ def aiola_env() -> Iterator[Env]:
             "malformed": lambda: setattr(emu.faults, "malformed_event", True),
             "rest_failures": lambda n: setattr(emu.faults, "rest_failures", n),
             "event_delay": lambda s: setattr(emu.faults, "event_delay", s),
+            "expired_token": lambda: expired.update(on=True),
         }
         try:
             yield Env(
@@ -233,8 +242,11 @@ def uhlive_env() -> Iterator[Env]:
         ("127.0.0.1", emu.port)
     ) as proxy:
         secret = {"value": "acme-secret"}
+        expired = {"on": False}
 
         def connection(**opts: Any) -> Connection:
+            if expired["on"]:  # a token the server issued, past its lifetime
+                opts["token"] = emu.issue_token("acme", ttl=-10)
             return ConversationConnection(
                 speaker="Alice",
                 client_id="acme",
@@ -249,6 +261,8 @@ def uhlive_env() -> Iterator[Env]:
         faults = _uhlive_faults(emu)
         faults["refuse_auth"] = lambda: secret.update(value="wrong-secret")
         faults["unavailable"] = lambda: setattr(emu.faults, "refuse_join", "service unavailable")
+        faults["rest_failures"] = lambda n: setattr(emu.faults, "token_failures", n)
+        faults["expired_token"] = lambda: expired.update(on=True)
         yield Env(
             "uhlive",
             AudioFormat(8000, 1, "pcm_s16le"),
@@ -279,6 +293,7 @@ def uhlive_bot_env() -> Iterator[Env]:
 
         faults = _uhlive_faults(emu)
         faults["refuse_auth"] = lambda: token.update(value="not-a-valid-token")
+        faults["expired_token"] = lambda: token.update(value=emu.issue_token(ttl=-10))
         yield Env(
             "uhlive-bot",
             AudioFormat(8000, 1, "pcm_s16le"),
@@ -336,6 +351,27 @@ def _palabra() -> Iterator[Any]:
             client.close()
 
 
+def _expiring(
+    client: Any, faults: Dict[str, Callable[..., None]], make: Callable[..., Connection]
+) -> Callable[..., Connection]:
+    """``make``; after the "expired_token" fault, with a session deleted on the server.
+
+    Its publisher token (the socket's credential) then opens nothing, as a
+    token past its lifetime would.
+    """
+    expired = {"on": False}
+    faults["expired_token"] = lambda: expired.update(on=True)
+
+    def connection(**opts: Any) -> Connection:
+        if expired["on"]:
+            session = client.create_session()
+            client.delete_session(session)
+            opts["session"] = session
+        return make(**opts)
+
+    return connection
+
+
 @contextlib.contextmanager
 def palabra_env() -> Iterator[Env]:
     with _palabra() as (emu, proxy, client, engine):
@@ -349,13 +385,14 @@ def palabra_env() -> Iterator[Env]:
                 **opts,
             )
 
+        faults = _palabra_faults(emu)
         yield Env(
             "palabra",
             AudioFormat(16000, 1, "pcm_s16le"),
-            connection,
+            _expiring(client, faults, connection),
             proxy=proxy,
             received=lambda: engine.bytes,
-            faults=_palabra_faults(emu),
+            faults=faults,
             close_codes=True,
             # the server speaks each translation at real time and the stream ends
             # after the last word is spoken: 20 s of input, not 160 s
@@ -375,13 +412,14 @@ def palabra_stt_env() -> Iterator[Env]:
             opts.setdefault("silence_tail", STT_SILENCE_TAIL)
             return client.stt("en", **opts)  # type: ignore[no-any-return]
 
+        faults = _palabra_faults(emu)
         yield Env(
             "palabra-stt",
             AudioFormat(16000, 1, "pcm_s16le"),
-            connection,
+            _expiring(client, faults, connection),
             proxy=proxy,
             received=lambda: engine.bytes,
-            faults=_palabra_faults(emu),
+            faults=faults,
             finish_bytes=AudioFormat(16000, 1, "pcm_s16le").nbytes(STT_SILENCE_TAIL),
             close_codes=True,
             # finish() waits until a real-time recognizer could have heard it all
@@ -396,12 +434,13 @@ def palabra_tts_env() -> Iterator[Env]:
         def connection(**opts: Any) -> Connection:
             return client.tts("en", **opts)  # type: ignore[no-any-return]
 
+        faults = _palabra_faults(emu)
         yield Env(
             "palabra-tts",
             AudioFormat(24000, 1, "pcm_s16le"),
-            connection,
+            _expiring(client, faults, connection),
             proxy=proxy,
-            faults=_palabra_faults(emu),
+            faults=faults,
             close_codes=True,
             text=True,
             result_event="audio",

@@ -301,6 +301,20 @@ def _auth_refused(env: Env) -> None:
     assert_no_thread_left()
 
 
+@case("token expiry")
+def _token_expiry(env: Env) -> None:
+    env.fault("expired_token")
+    proxy = env.needs_proxy()
+    w = Watch(env)
+    before = proxy.connections
+    with pytest.raises(AuthenticationError):
+        timed(5, w.conn.connect, timeout=10)  # at once: not after retries
+    # no retry storm: at most the token's REST call and one socket
+    assert proxy.connections - before <= 2, proxy.connections - before
+    assert w.conn.state == "idle"
+    assert_no_thread_left()
+
+
 @case("REST 5xx twice")
 def _rest_5xx_twice(env: Env) -> None:
     env.fault("rest_failures", 2)
@@ -680,6 +694,7 @@ NOT_APPLICABLE: Dict[Tuple[str, str], str] = {
             "malformed frame (application)",
             "malformed frame (transport)",
             "auth refused",
+            "token expiry",
             "REST 5xx twice",
             "REST always 5xx",
             "unavailable",
@@ -692,8 +707,6 @@ NOT_APPLICABLE: Dict[Tuple[str, str], str] = {
     },
     ("drop every connection", "uhlive"): NO_RECONNECT,
     ("drop every connection", "uhlive-bot"): NO_RECONNECT,
-    ("REST 5xx twice", "uhlive"): "the Uh!ive emulator has no token-endpoint failure fault",
-    ("REST always 5xx", "uhlive"): "the Uh!ive emulator has no token-endpoint failure fault",
     ("REST 5xx twice", "uhlive-bot"): NO_REST + " (token given)",
     ("REST always 5xx", "uhlive-bot"): NO_REST + " (token given)",
     ("unavailable", "uhlive-bot"): "the bot emulator has no overload fault",
