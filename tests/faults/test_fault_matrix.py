@@ -214,7 +214,8 @@ def _drop_every(env: Env) -> None:
     env.fault("drop_every", 2)
     w = Watch(env, reconnection_attempts=3).connect()
     with pytest.raises(DisconnectedError):
-        w.feed(3.0, pause=0.02)
+        # audio for more drops than the client tolerates (aiOla: 5 within 60 s)
+        w.feed(6.0, pause=0.02)
         timed(15, w.conn.wait, 15)
     w.error_of(DisconnectedError)
     w.close()
