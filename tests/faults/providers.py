@@ -81,6 +81,9 @@ class Env:
         speech: bool = False,
         finish_bytes: int = 0,
         close_codes: bool = False,
+        huge_send_seconds: Optional[float] = None,
+        text: bool = False,
+        result_event: str = "transcript",
     ) -> None:
         self.name = name
         self.audio_format = audio_format
@@ -93,6 +96,12 @@ class Env:
         self.finish_bytes = finish_bytes
         #: whether a WebSocket close code reaches the client's errors
         self.close_codes = close_codes
+        #: audio for the huge-send case, when the default (5 MiB) cannot end in time
+        self.huge_send_seconds = huge_send_seconds
+        #: text in (``send_text``), audio out: the cases feed text instead of audio
+        self.text = text
+        #: the event each result arrives as (the handler cases hook it)
+        self.result_event = result_event
 
     def connection(self, **options: Any) -> Connection:
         """A new, not yet connected connection (options go to the constructor)."""
@@ -166,8 +175,16 @@ def aiola_env() -> Iterator[Env]:
     with AiolaEmulator(engine=engine) as emu, FaultProxy(("127.0.0.1", emu.port)) as proxy:
         clients: List[Any] = []
 
+        expired = {"on": False}
+
         def connection(**opts: Any) -> Connection:
-            client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
+            if expired["on"]:  # a token the server issued, past its lifetime
+                client = AiolaClient(
+                    access_token=emu.issue_access_token(ttl=-10),
+                    base_url=f"http://127.0.0.1:{proxy.port}",
+                )
+            else:
+                client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
             clients.append(client)
             opts.setdefault("transports", ("websocket",))
             opts.setdefault("reconnection_attempts", 0)
@@ -187,19 +204,20 @@ def aiola_env() -> Iterator[Env]:
             "malformed": lambda: setattr(emu.faults, "malformed_event", True),
             "rest_failures": lambda n: setattr(emu.faults, "rest_failures", n),
             "event_delay": lambda s: setattr(emu.faults, "event_delay", s),
+            "expired_token": lambda: expired.update(on=True),
         }
         try:
             yield Env(
                 "aiola",
                 AudioFormat(16000, 1, "pcm_s16le"),
                 connection,
-                # speech, as a real service would transcribe: finish() waits for
-                # the transcripts of the speech it sent
-                speech=True,
                 proxy=proxy,
                 received=lambda: engine.bytes,
                 faults=faults,
                 finish_bytes=int(FINISH_SILENCE * 32000),
+                # finish() waits for the transcript of each utterance it heard:
+                # silence has none, so the late-results case needs speech
+                speech=True,
             )
         finally:
             for client in clients:
@@ -227,8 +245,11 @@ def uhlive_env() -> Iterator[Env]:
         ("127.0.0.1", emu.port)
     ) as proxy:
         secret = {"value": "acme-secret"}
+        expired = {"on": False}
 
         def connection(**opts: Any) -> Connection:
+            if expired["on"]:  # a token the server issued, past its lifetime
+                opts["token"] = emu.issue_token("acme", ttl=-10)
             return ConversationConnection(
                 speaker="Alice",
                 client_id="acme",
@@ -243,6 +264,8 @@ def uhlive_env() -> Iterator[Env]:
         faults = _uhlive_faults(emu)
         faults["refuse_auth"] = lambda: secret.update(value="wrong-secret")
         faults["unavailable"] = lambda: setattr(emu.faults, "refuse_join", "service unavailable")
+        faults["rest_failures"] = lambda n: setattr(emu.faults, "token_failures", n)
+        faults["expired_token"] = lambda: expired.update(on=True)
         yield Env(
             "uhlive",
             AudioFormat(8000, 1, "pcm_s16le"),
@@ -273,6 +296,7 @@ def uhlive_bot_env() -> Iterator[Env]:
 
         faults = _uhlive_faults(emu)
         faults["refuse_auth"] = lambda: token.update(value="not-a-valid-token")
+        faults["expired_token"] = lambda: token.update(value=emu.issue_token(ttl=-10))
         yield Env(
             "uhlive-bot",
             AudioFormat(8000, 1, "pcm_s16le"),
@@ -283,10 +307,156 @@ def uhlive_bot_env() -> Iterator[Env]:
         )
 
 
+def _palabra_faults(emu: Any) -> Dict[str, Callable[..., None]]:
+    return {
+        "drop": lambda chunks=4: setattr(emu.faults, "drop_after_chunks", chunks),
+        "refuse_auth": lambda: setattr(emu.faults, "refuse_auth", True),
+        "unavailable": lambda: setattr(emu.faults, "rate_limit_close", True),
+        "malformed": lambda chunks=3: setattr(emu.faults, "malformed_after_chunks", chunks),
+        "rest_failures": lambda n: setattr(emu.faults, "rest_5xx", n),
+    }
+
+
+@contextlib.contextmanager
+def _palabra() -> Iterator[Any]:
+    """A Palabra emulator whose sessions name the proxy as socket address.
+
+    Yields ``(emulator, proxy, client, engine)``: REST and sockets both pass the proxy.
+    """
+    from voxsync.emulators.palabra import PalabraEmulator
+    from voxsync.palabra import Palabra
+
+    engine = CountingEngine(
+        make_engine("scripted", every_bytes=32000, transcripts=["one", "two"], partial_ms=0)
+    )
+
+    class ProxiedPalabra(PalabraEmulator):
+        """Sessions name the proxy as the socket address, so sockets pass it too."""
+
+        proxy_port = 0
+
+        @property
+        def ws_base(self) -> str:
+            return f"ws://127.0.0.1:{self.proxy_port}"
+
+    with ProxiedPalabra(engine=engine, translations=["uno", "dos"]) as emu, FaultProxy(
+        ("127.0.0.1", emu.port)
+    ) as proxy:
+        emu.proxy_port = proxy.port
+        client = Palabra(
+            client_id=emu.client_id,
+            client_secret=emu.client_secret,
+            api_url=f"http://127.0.0.1:{proxy.port}",
+        )
+        try:
+            yield emu, proxy, client, engine
+        finally:
+            client.close()
+
+
+def _expiring(
+    client: Any, faults: Dict[str, Callable[..., None]], make: Callable[..., Connection]
+) -> Callable[..., Connection]:
+    """``make``; after the "expired_token" fault, with a session deleted on the server.
+
+    Its publisher token (the socket's credential) then opens nothing, as a
+    token past its lifetime would.
+    """
+    expired = {"on": False}
+    faults["expired_token"] = lambda: expired.update(on=True)
+
+    def connection(**opts: Any) -> Connection:
+        if expired["on"]:
+            session = client.create_session()
+            client.delete_session(session)
+            opts["session"] = session
+        return make(**opts)
+
+    return connection
+
+
+@contextlib.contextmanager
+def palabra_env() -> Iterator[Env]:
+    with _palabra() as (emu, proxy, client, engine):
+
+        def connection(**opts: Any) -> Connection:
+            return client.translation(  # type: ignore[no-any-return]
+                source="en",
+                targets=["es"],
+                input_sample_rate=16000,
+                ready_timeout=10,
+                **opts,
+            )
+
+        faults = _palabra_faults(emu)
+        yield Env(
+            "palabra",
+            AudioFormat(16000, 1, "pcm_s16le"),
+            _expiring(client, faults, connection),
+            proxy=proxy,
+            received=lambda: engine.bytes,
+            faults=faults,
+            close_codes=True,
+            # the server speaks each translation at real time and the stream ends
+            # after the last word is spoken: 20 s of input, not 160 s
+            huge_send_seconds=20.0,
+        )
+
+
+#: seconds of silence Palabra STT's finish() streams (paced at real time)
+STT_SILENCE_TAIL = 0.32
+
+
+@contextlib.contextmanager
+def palabra_stt_env() -> Iterator[Env]:
+    with _palabra() as (emu, proxy, client, engine):
+
+        def connection(**opts: Any) -> Connection:
+            opts.setdefault("silence_tail", STT_SILENCE_TAIL)
+            return client.stt("en", **opts)  # type: ignore[no-any-return]
+
+        faults = _palabra_faults(emu)
+        yield Env(
+            "palabra-stt",
+            AudioFormat(16000, 1, "pcm_s16le"),
+            _expiring(client, faults, connection),
+            proxy=proxy,
+            received=lambda: engine.bytes,
+            faults=faults,
+            finish_bytes=AudioFormat(16000, 1, "pcm_s16le").nbytes(STT_SILENCE_TAIL),
+            close_codes=True,
+            # finish() waits until a real-time recognizer could have heard it all
+            huge_send_seconds=6.0,
+        )
+
+
+@contextlib.contextmanager
+def palabra_tts_env() -> Iterator[Env]:
+    with _palabra() as (emu, proxy, client, _engine):
+
+        def connection(**opts: Any) -> Connection:
+            return client.tts("en", **opts)  # type: ignore[no-any-return]
+
+        faults = _palabra_faults(emu)
+        yield Env(
+            "palabra-tts",
+            AudioFormat(24000, 1, "pcm_s16le"),
+            _expiring(client, faults, connection),
+            proxy=proxy,
+            faults=faults,
+            close_codes=True,
+            text=True,
+            result_event="audio",
+        )
+
+
 #: provider name -> factory of its :class:`Env` (a context manager).
 PROVIDERS: Dict[str, Callable[[], Any]] = {
     "local": local_env,
     "aiola": aiola_env,
     "uhlive": uhlive_env,
     "uhlive-bot": uhlive_bot_env,
+    "palabra": palabra_env,
+    "palabra-stt": palabra_stt_env,
+    "palabra-tts": palabra_tts_env,
 }

@@ -138,6 +138,16 @@ class Watch:
             if pause:
                 time.sleep(pause)
 
+    def feed(self, seconds: float, pause: float = 0.0) -> None:
+        """Send ``seconds`` of audio; to a text-in provider, two sentences a second."""
+        if not self.env.text:
+            self.send_all(self.env.chunks(seconds), pause)
+            return
+        for _ in range(max(1, int(seconds * 2))):
+            self.conn.send_text("Hello there.", eos=True)  # type: ignore[attr-defined]
+            if pause:
+                time.sleep(pause)
+
     def error_of(self, kind: type, timeout: float = 5.0) -> BaseException:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -191,11 +201,11 @@ def _drop(env: Env) -> None:
     env.fault("drop")
     w = Watch(env).connect()
     with pytest.raises(DisconnectedError):
-        w.send_all(env.chunks(2.0), pause=0.01)
+        w.feed(2.0, pause=0.01)
         timed(10, w.conn.wait, 10)
     w.error_of(DisconnectedError)
     with pytest.raises(DisconnectedError):
-        w.conn.send(env.chunks(0.1)[0])
+        w.feed(0.1)
     w.close()
 
 
@@ -204,9 +214,8 @@ def _drop_every(env: Env) -> None:
     env.fault("drop_every", 2)
     w = Watch(env, reconnection_attempts=3).connect()
     with pytest.raises(DisconnectedError):
-        # enough audio for more drops than the reconnection bound allows, even
-        # though the audio in flight at each drop is dropped (and reported)
-        w.send_all(env.chunks(8.0), pause=0.02)
+        # audio for more drops than the client tolerates (aiOla: 5 within 60 s)
+        w.feed(6.0, pause=0.02)
         timed(15, w.conn.wait, 15)
     w.error_of(DisconnectedError)
     w.close()
@@ -218,7 +227,7 @@ def _rst(env: Env) -> None:
     w = Watch(env).connect()
     proxy.reset()
     with pytest.raises((DisconnectedError, ConnectionError)):
-        w.send_all(env.chunks(2.0), pause=0.01)
+        w.feed(2.0, pause=0.01)
         timed(10, w.conn.wait, 10)
     w.error_of(ConnectionError)
     w.close()
@@ -228,9 +237,9 @@ def _rst(env: Env) -> None:
 def _stall_close(env: Env) -> None:
     proxy = env.needs_proxy()
     w = Watch(env).connect()
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     proxy.stall()
-    w.send_all(env.chunks(1.0))
+    w.feed(1.0)
     time.sleep(0.3)
     w.close()
 
@@ -240,7 +249,7 @@ def _slow_reader(env: Env) -> None:
     proxy = env.needs_proxy()
     w = Watch(env).connect()
     proxy.slow_reader(env.audio_format.bytes_per_second * 4)  # 4x real time
-    w.send_all(env.chunks(2.0))
+    w.feed(2.0)
     timed(15, w.conn.finish, 10)
     assert not w.errors, w.errors
     w.accounting()
@@ -251,7 +260,7 @@ def _slow_reader(env: Env) -> None:
 def _close_code(env: Env) -> None:
     proxy = env.needs_proxy()
     w = Watch(env).connect()
-    w.send_all(env.chunks(1.0))
+    w.feed(1.0)
     proxy.close_with_code(1011, "internal error")
     with pytest.raises(DisconnectedError) as info:
         timed(5 + CLOSE_BOUND, w.conn.finish, 5)
@@ -265,7 +274,7 @@ def _close_code(env: Env) -> None:
 def _malformed_app(env: Env) -> None:
     env.fault("malformed")
     w = Watch(env).connect()
-    w.send_all(env.chunks(1.5), pause=0.01)
+    w.feed(1.5, pause=0.01)
     timed(10 + CLOSE_BOUND, w.conn.finish, 10)
     w.error_of(RemoteProtocolError)
     w.accounting()
@@ -277,7 +286,7 @@ def _malformed_transport(env: Env) -> None:
     proxy = env.needs_proxy()
     w = Watch(env).connect()
     proxy.inject_text("42[broken json" if env.name == "aiola" else "{not json")
-    w.send_all(env.chunks(1.0), pause=0.01)
+    w.feed(1.0, pause=0.01)
     w.error_of(RemoteProtocolError)
     w.close()
 
@@ -293,11 +302,25 @@ def _auth_refused(env: Env) -> None:
     assert_no_thread_left()
 
 
+@case("token expiry")
+def _token_expiry(env: Env) -> None:
+    env.fault("expired_token")
+    proxy = env.needs_proxy()
+    w = Watch(env)
+    before = proxy.connections
+    with pytest.raises(AuthenticationError):
+        timed(5, w.conn.connect, timeout=10)  # at once: not after retries
+    # no retry storm: at most the token's REST call and one socket
+    assert proxy.connections - before <= 2, proxy.connections - before
+    assert w.conn.state == "idle"
+    assert_no_thread_left()
+
+
 @case("REST 5xx twice")
 def _rest_5xx_twice(env: Env) -> None:
     env.fault("rest_failures", 2)
     w = Watch(env).connect()  # retried: connects
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     timed(10 + CLOSE_BOUND, w.conn.finish, 10)
     w.accounting()
     w.close()
@@ -327,7 +350,7 @@ def _server_error(env: Env) -> None:
     env.fault("server_error")
     w = Watch(env).connect()
     with pytest.raises(DisconnectedError) as sending:
-        w.send_all(env.chunks(2.0), pause=0.01)  # sending stops with the stream
+        w.feed(2.0, pause=0.01)  # sending stops with the stream
     assert isinstance(sending.value.__cause__, ServerError), sending.value
     with pytest.raises(ServerError):
         timed(10, w.conn.wait, 10)  # wait() raises the server's own error
@@ -342,7 +365,7 @@ def _late_results(env: Env) -> None:
     w = Watch(env)
     w.conn.on("transcript", finals.append)
     w.connect()
-    w.send_all(env.chunks(1.0))
+    w.feed(1.0)
     timed(15 + CLOSE_BOUND, w.conn.finish, 15)
     assert finals, "finish() returned before the last (late) transcript"
     assert not w.errors, w.errors
@@ -353,7 +376,7 @@ def _late_results(env: Env) -> None:
 def _finish_no_answer(env: Env) -> None:
     proxy = env.needs_proxy()
     w = Watch(env).connect()
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     time.sleep(0.2)
     proxy.stall()
     with pytest.raises(TimeoutError):
@@ -371,9 +394,9 @@ def _slow_handler(env: Env) -> None:
         running.set()
         time.sleep(0.5)
 
-    w.conn.on("transcript", slow)
+    w.conn.on(env.result_event, slow)
     w.connect()
-    w.send_all(env.chunks(3.0))
+    w.feed(3.0)
     assert running.wait(15), "no transcript"
     time.sleep(1.5)  # more results queue up behind the slow handler
     w.close()  # immediate, whatever the handlers do
@@ -388,9 +411,9 @@ def _raising_handler(env: Env) -> None:
     def broken(ev: Any) -> None:
         raise RuntimeError("handler bug")
 
-    w.conn.on("transcript", broken)
+    w.conn.on(env.result_event, broken)
     w.connect()
-    w.send_all(env.chunks(2.0))
+    w.feed(2.0)
     timed(15 + CLOSE_BOUND, w.conn.finish, 15)
     err = w.error_of(HandlerError)
     assert isinstance(err.__cause__, RuntimeError)
@@ -401,9 +424,9 @@ def _raising_handler(env: Env) -> None:
 @case("close() from a handler")
 def _close_from_handler(env: Env) -> None:
     w = Watch(env)
-    w.conn.on("transcript", lambda ev: w.conn.close())
+    w.conn.on(env.result_event, lambda ev: w.conn.close())
     w.connect()
-    w.send_all(env.chunks(2.0))
+    w.feed(2.0)
     assert timed(15, w.conn.wait, 15)
     assert w.conn.state == "closed" and w.conn.error is None
     assert_no_thread_left()
@@ -419,9 +442,9 @@ def _finish_from_handler(env: Env) -> None:
             done.set()
             w.conn.finish(timeout=10)
 
-    w.conn.on("transcript", finish)
+    w.conn.on(env.result_event, finish)
     w.connect()
-    w.send_all(env.chunks(2.0))
+    w.feed(2.0)
     assert timed(15, w.conn.wait, 15)
     assert done.is_set() and w.conn.error is None
     w.close()
@@ -429,12 +452,19 @@ def _finish_from_handler(env: Env) -> None:
 
 @case("send from 8 threads")
 def _concurrent_send(env: Env) -> None:
-    w = Watch(env, queue_size=1000).connect()
+    w = Watch(env, queue_size=1000)
+    ends: List[Any] = []
+    if env.text:
+        w.conn.on("audio", lambda chunk: chunk.last_chunk and ends.append(chunk))
+    w.connect()
     chunks = env.chunks(0.5)
     failures: List[BaseException] = []
 
     def sender() -> None:
         try:
+            if env.text:
+                w.feed(1.0)  # two sentences
+                return
             w.send_all(chunks)
         except BaseException as exc:  # reported below
             failures.append(exc)
@@ -446,6 +476,10 @@ def _concurrent_send(env: Env) -> None:
         t.join(30)
     assert not failures, failures
     timed(20 + CLOSE_BOUND, w.conn.finish, 20)
+    if env.text:  # every sentence was spoken to its end
+        assert len(ends) == 8 * 2, ends
+        w.close()
+        return
     assert w.conn.metrics.snapshot()["bytes_sent"] == 8 * sum(map(len, chunks))
     w.accounting()
     w.close()
@@ -502,7 +536,17 @@ def _huge_send(env: Env) -> None:
     # locally, 20 s of speech in one piece
     big = 5 * 1024 * 1024 / env.audio_format.bytes_per_second
     seconds = 20.0 if env.proxy is None else big
+    if env.huge_send_seconds is not None:
+        seconds = env.huge_send_seconds
     w = Watch(env).connect()
+    if env.text:  # text past the message limit is refused, nothing sent
+        with pytest.raises(ValueError, match="split"):
+            w.conn.send_text("word " * 1000, eos=True)  # type: ignore[attr-defined]
+        w.feed(0.5)
+        timed(30 + CLOSE_BOUND, w.conn.finish, 30)
+        assert not w.errors, w.errors
+        w.close()
+        return
     w.conn.send(env.audio(seconds))
     timed(30 + CLOSE_BOUND, w.conn.finish, 30)
     assert not w.errors, w.errors
@@ -522,6 +566,13 @@ def _close_huge(env: Env) -> None:
 @case("bad input types")
 def _bad_inputs(env: Env) -> None:
     w = Watch(env).connect()
+    if env.text:
+        for bad_text in (b"bytes", 3.0, None, ["a"]):
+            with pytest.raises((TypeError, ValueError)):
+                w.conn.send_text(bad_text)  # type: ignore[attr-defined]
+        assert not w.errors
+        w.close()
+        return
     for bad in ("text", [1, 2], b"\x00\x01\x02", 3.0, None):
         with pytest.raises(AudioFormatError):
             w.conn.send(bad)  # type: ignore[arg-type]
@@ -547,7 +598,7 @@ def _bad_memoryviews(env: Env) -> None:
 @case("Ctrl+C in wait()")
 def _ctrl_c_wait(env: Env) -> None:
     w = Watch(env).connect()
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     with interrupt_after(0.3) as start, pytest.raises(KeyboardInterrupt):
         w.conn.wait()
     assert time.monotonic() - start <= 0.3 + CTRL_C_BOUND + SLACK
@@ -558,12 +609,11 @@ def _ctrl_c_wait(env: Env) -> None:
 @case("Ctrl+C in with")
 def _ctrl_c_with(env: Env) -> None:
     w = Watch(env)
-    chunk = env.chunks(0.1)[0]
     with pytest.raises(KeyboardInterrupt), w.conn:  # noqa: SIM117 (Ctrl+C once inside)
         with interrupt_after(0.5) as start:
             while True:
-                w.conn.send(chunk)
-                time.sleep(0.02)
+                w.feed(0.1)
+                time.sleep(0.1 if env.text else 0.02)
     assert time.monotonic() - start <= 0.5 + CTRL_C_BOUND + SLACK
     assert w.conn.state == "closed"
     assert_no_thread_left()
@@ -573,7 +623,7 @@ def _ctrl_c_with(env: Env) -> None:
 def _ctrl_c_finish(env: Env) -> None:
     proxy = env.needs_proxy()
     w = Watch(env).connect()
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     time.sleep(0.2)
     proxy.stall()  # finish() would wait for its timeout
     with interrupt_after(0.3) as start, pytest.raises(KeyboardInterrupt):
@@ -586,7 +636,7 @@ def _ctrl_c_finish(env: Env) -> None:
 @case("Ctrl+C in events()")
 def _ctrl_c_events(env: Env) -> None:
     w = Watch(env).connect()
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     with interrupt_after(0.3), pytest.raises(KeyboardInterrupt):
         for _ in w.conn.events():
             pass
@@ -595,13 +645,25 @@ def _ctrl_c_events(env: Env) -> None:
     assert_no_thread_left()
 
 
+@case("Ctrl+C in synthesize()")
+def _ctrl_c_synthesize(env: Env) -> None:
+    proxy = env.needs_proxy()
+    w = Watch(env).connect()
+    proxy.stall()  # synthesize() would wait for its timeout
+    with interrupt_after(0.3) as start, pytest.raises(KeyboardInterrupt):
+        w.conn.synthesize("Hello there.", timeout=30)  # type: ignore[attr-defined]
+    assert time.monotonic() - start <= 0.3 + CTRL_C_BOUND + SLACK
+    w.close()
+    assert_no_thread_left()
+
+
 @case("Ctrl+C, stalled server")
 def _ctrl_c_stalled(env: Env) -> None:
     proxy = env.needs_proxy()
     w = Watch(env).connect()
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     proxy.stall()
-    w.send_all(env.chunks(0.5))
+    w.feed(0.5)
     with interrupt_after(0.3) as start, pytest.raises(KeyboardInterrupt):
         w.conn.wait()
     assert time.monotonic() - start <= 0.3 + CTRL_C_BOUND + SLACK
@@ -612,6 +674,11 @@ def _ctrl_c_stalled(env: Env) -> None:
 # ------------------------------------------------------------ the matrix
 NO_LINK = "no network link: the local provider runs in-process"
 NO_RECONNECT = "no automatic reconnection: a dropped link is the 'drop' case"
+NO_AUDIO_IN = (
+    "text in, audio out: no audio queue to overflow or fill (text messages are paced, "
+    "a fast caller is slowed down, never refused); the text cases are 'huge send' "
+    "(text past the limit: ValueError) and 'bad input types'"
+)
 NO_REST = "the provider makes no REST call that the emulator can fail"
 
 #: (case, provider) -> why the cell does not apply.
@@ -628,6 +695,7 @@ NOT_APPLICABLE: Dict[Tuple[str, str], str] = {
             "malformed frame (application)",
             "malformed frame (transport)",
             "auth refused",
+            "token expiry",
             "REST 5xx twice",
             "REST always 5xx",
             "unavailable",
@@ -640,8 +708,6 @@ NOT_APPLICABLE: Dict[Tuple[str, str], str] = {
     },
     ("drop every connection", "uhlive"): NO_RECONNECT,
     ("drop every connection", "uhlive-bot"): NO_RECONNECT,
-    ("REST 5xx twice", "uhlive"): "the Uh!ive emulator has no token-endpoint failure fault",
-    ("REST always 5xx", "uhlive"): "the Uh!ive emulator has no token-endpoint failure fault",
     ("REST 5xx twice", "uhlive-bot"): NO_REST + " (token given)",
     ("REST always 5xx", "uhlive-bot"): NO_REST + " (token given)",
     ("unavailable", "uhlive-bot"): "the bot emulator has no overload fault",
@@ -649,6 +715,36 @@ NOT_APPLICABLE: Dict[Tuple[str, str], str] = {
     ("server error event", "uhlive-bot"): "the bot emulator has no channel-crash fault",
     ("malformed frame (application)", "uhlive-bot"): "covered by the bot codec's property tests",
     ("finish, late results", "uhlive-bot"): "a bot session has no transcript pending at finish",
+    ("drop every connection", "palabra"): NO_RECONNECT,
+    ("unavailable", "palabra"): "the Palabra emulator's overload is a 1008 rate-limit close "
+    "(REST 503s are the REST cases)",
+    ("server error event", "palabra"): "the Palabra emulator has no server-error-event fault",
+    ("finish, late results", "palabra"): "the Palabra emulator has no result-delay fault",
+    ("drop every connection", "palabra-stt"): NO_RECONNECT,
+    ("unavailable", "palabra-stt"): "the Palabra emulator's overload is a 1008 rate-limit close "
+    "(REST 503s are the REST cases)",
+    ("server error event", "palabra-stt"): "the Palabra emulator has no server-error-event fault",
+    ("finish, late results", "palabra-stt"): "the Palabra emulator has no result-delay fault",
+    **{
+        (c, p): "audio in: no synthesize() (the text-to-speech socket's call)"
+        for c in ("Ctrl+C in synthesize()",)
+        for p in ("local", "aiola", "uhlive", "uhlive-bot", "palabra", "palabra-stt")
+    },
+    **{
+        (c, "palabra-tts"): NO_AUDIO_IN
+        for c in (
+            "overflow: raise",
+            "overflow: drop_oldest",
+            "overflow: block",
+            "close() during a huge send",
+            "bad memoryviews, numpy",
+        )
+    },
+    ("drop every connection", "palabra-tts"): NO_RECONNECT,
+    ("unavailable", "palabra-tts"): "the Palabra emulator's overload is a 1008 rate-limit close "
+    "(REST 503s are the REST cases)",
+    ("server error event", "palabra-tts"): "the Palabra emulator has no server-error-event fault",
+    ("finish, late results", "palabra-tts"): "the Palabra emulator has no result-delay fault",
     # a bot only produces results inside recognize(); the handler cases need a stream of them
     ("slow handler", "uhlive-bot"): "a bot emits no transcript without recognize()",
     ("raising handler", "uhlive-bot"): "a bot emits no transcript without recognize()",

@@ -125,6 +125,6 @@ class RealtimeSocket(WebSocketConnection):
         session, self._owned_session = self._owned_session, None
         if session is not None:
             try:
-                self._client.delete_session(session)
+                self._client._delete_session_on_close(session)
             except Exception:
                 log.debug("%s: deleting the session failed", self.name, exc_info=True)

@@ -24,6 +24,9 @@ ATTEMPTS = 3
 BACKOFF = 0.5
 #: Seconds one HTTP attempt may take.
 REQUEST_TIMEOUT = 15.0
+#: Seconds the one attempt to delete a session may take when a stream closes
+#: (``close()`` is bounded whatever the server does; a session left behind expires).
+CLOSE_DELETE_TIMEOUT = 1.0
 
 
 def _refusal(failure: HttpFailure) -> Optional[VoxsyncError]:
@@ -58,6 +61,8 @@ def request(
     *,
     body: Optional[Mapping[str, Any]] = None,
     what: str,
+    timeout: Optional[float] = None,
+    retries: Optional[int] = None,
 ) -> Any:
     """One REST call; returns the JSON body (or None).
 
@@ -75,13 +80,15 @@ def request(
             json=body,
             headers=dict(headers),
             expected=range(200, 400),
+            timeout=timeout,
+            retries=retries,
             what=what,
         )
     except AuthError:
         raise
     except VoxsyncError as exc:
         raise SessionError(
-            f"{exc}" + (f" ({ATTEMPTS} attempts)" if _transient(exc) else "")
+            f"{exc}" + (f" ({ATTEMPTS} attempts)" if _transient(exc) and retries is None else "")
         ) from exc
     try:
         return response.json() if response.content else None

@@ -188,6 +188,22 @@ class Palabra:
             what=f"delete session {session_id}",
         )
 
+    def _delete_session_on_close(self, session: Session) -> None:
+        """Delete a session voxsync created, bounded: one attempt, ``CLOSE_DELETE_TIMEOUT``.
+
+        A stream's ``close()`` calls it, and ``close()`` returns within its
+        bound whatever the server does (a session left behind expires).
+        """
+        _rest.request(
+            self._http,
+            "DELETE",
+            f"/session-storage/sessions/{session.id}",
+            self._headers(),
+            what=f"delete session {session.id}",
+            timeout=_rest.CLOSE_DELETE_TIMEOUT,
+            retries=0,
+        )
+
     # ------------------------------------------------------------- streams
     def translation(
         self,

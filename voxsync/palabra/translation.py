@@ -346,7 +346,7 @@ class TranslationSession(WebSocketConnection):
         if session is None:
             return
         try:
-            self._client.delete_session(session)
+            self._client._delete_session_on_close(session)
         except VoxsyncError as exc:
             log.warning("%s: deleting the session failed: %s", self.name, exc)
 
