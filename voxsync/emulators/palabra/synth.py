@@ -98,6 +98,11 @@ def synthesizer_available() -> bool:
     return True
 
 
+#: eSpeak NG voices for bare language codes where its default is not the
+#: likeliest accent: its "en" voice is British, the recognizer's model American.
+_VOICES = {"en": "en-us"}
+
+
 class SpeechSynthesizer:
     """Text to PCM speech in a given language (thread-safe; one synthesis at a time).
 
@@ -120,7 +125,7 @@ class SpeechSynthesizer:
         """
         with _lock:
             lib = _load()
-            voice = language.lower()
+            voice = _VOICES.get(language.lower(), language.lower())
             if lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 base = voice.split("-")[0]
                 if lib.espeak_SetVoiceByName(base.encode()) != 0:
