@@ -104,12 +104,29 @@ def _ensure_sink() -> Tuple[Optional[str], Optional[str]]:
     return previous, module
 
 
+def _sources() -> List[str]:
+    return [line.split("\t")[1] for line in _pactl("list", "short", "sources").splitlines() if line]
+
+
 def _restore(previous: Optional[str], module: Optional[str]) -> None:
-    """Undo :func:`_ensure_sink`: the old default source back, our sink unloaded."""
-    if previous and previous != SOURCE:
-        _pactl("set-default-source", previous)
+    """Undo :func:`_ensure_sink`: our sink unloaded, the old default source back.
+
+    The old source may be gone: PulseAudio's ``module-always-sink`` removes
+    its placeholder sink ``auto_null`` (and so ``auto_null.monitor``) once
+    another sink is loaded, and loads it again only after ours is unloaded,
+    which it does asynchronously. Then the server chooses its own default and
+    there is nothing to restore.
+    """
     if module:
         _pactl("unload-module", module)
+    if not previous or previous == SOURCE:
+        return
+    deadline = time.monotonic() + 2.0
+    while previous not in _sources():
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    _pactl("set-default-source", previous)
 
 
 def _refresh_portaudio() -> Optional[str]:
