@@ -36,7 +36,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 #: module (relative to voxsync/) -> the test files that exercise it
 MODULES: Dict[str, List[str]] = {
     "redact.py": ["tests/test_events_errors.py", "tests/test_guards.py"],
-    "audio/format.py": [
+    "format.py": [
         "tests/test_audio_format.py",
         "tests/test_audio_convert.py",
         "tests/test_connection.py",
@@ -45,16 +45,25 @@ MODULES: Dict[str, List[str]] = {
     "audio/convert.py": ["tests/test_audio_convert.py", "tests/test_guards.py"],
     "audio/pacing.py": ["tests/test_audio_files.py"],
     "audio/files.py": ["tests/test_audio_files.py"],
+    "audio/microphone.py": ["tests/test_audio_microphone.py"],
+    "audio/speaker.py": ["tests/test_speaker.py"],
+    "audio/sink.py": ["tests/test_speaker.py", "tests/test_connection_contract.py"],
     "uhlive/conversation.py": [
         "tests/test_uhlive_codec.py",
         "tests/test_codec_properties.py",
         "tests/test_guards.py",
     ],
     "uhlive/recognition.py": ["tests/test_uhlive_bot_codec.py", "tests/test_codec_properties.py"],
+    "aiola/protocol.py": ["tests/test_aiola_protocol.py", "tests/test_codec_properties.py"],
     "aiola/stream.py": [
         "tests/test_aiola_client.py",
         "tests/test_codec_properties.py",
         "tests/test_guards.py",
+    ],
+    "palabra/codec.py": ["tests/test_palabra_codec.py", "tests/test_codec_properties.py"],
+    "palabra/realtime.py": [
+        "tests/test_palabra_realtime_codec.py",
+        "tests/test_codec_properties.py",
     ],
     "connection.py": ["tests/test_connection.py", "tests/test_guards.py"],
     "cli.py": ["tests/test_cli.py"],
