@@ -3,7 +3,7 @@
 Usage (from the repository root, with the test extras and ``mutmut`` installed)::
 
     python benchmarks/mutation.py                      # every core module
-    python benchmarks/mutation.py redact audio/format  # some of them
+    python benchmarks/mutation.py redact format  # some of them
     python benchmarks/mutation.py --jobs 2 --list      # jobs; list the modules
 
 For each module the script copies the project into a scratch directory,
@@ -158,7 +158,7 @@ def run_module(module: str, jobs: int, keep: bool) -> Dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", help="e.g. redact audio/format (default: all)")
+    parser.add_argument("modules", nargs="*", help="e.g. redact format (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel mutants (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
