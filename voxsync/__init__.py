@@ -35,60 +35,111 @@ Overview::
     voxsync.notebook         the live transcript view of conn.show()
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from voxsync.connection import Connection, State, close_all
-from voxsync.errors import (
-    AudioFormatError,
-    AuthenticationError,
-    ConcurrencyLimitError,
-    ConfigurationError,
-    ConnectionError,
-    DeviceError,
-    DisconnectedError,
-    HandlerError,
-    LocalProtocolError,
-    ProtocolError,
-    QueueFullError,
-    RemoteProtocolError,
-    ServerError,
-    TimeoutError,
-    VoxsyncError,
-)
-from voxsync.events import (
-    AudioChunk,
-    Connected,
-    Disconnected,
-    DisconnectReason,
-    Event,
-    Message,
-    Reconnected,
-    Reconnecting,
-    StreamWarning,
-    Transcript,
-    Translation,
-    UnknownEvent,
-    Word,
-)
-from voxsync.format import AudioFormat
-from voxsync.providers import (
-    DEFAULT_PROVIDER,
-    available_providers,
-    connect,
-    connection,
-    register_provider,
-)
+from voxsync._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# Audio sources load numpy and PortAudio bindings: import them on first use.
-_LAZY = {
-    "FileResult": "voxsync.batch",
-    "MicrophoneStream": "voxsync.audio.microphone",
-    "stream_file": "voxsync.audio.files",
-    "transcribe_many": "voxsync.batch",
-}
+# Every name is imported on first use: ``import voxsync`` loads none of the
+# runtime, and audio sources (numpy, PortAudio bindings) wait until used.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "voxsync.audio.files": ("stream_file",),
+        "voxsync.audio.microphone": ("MicrophoneStream",),
+        "voxsync.batch": ("FileResult", "transcribe_many"),
+        "voxsync.connection": ("Connection", "State", "close_all"),
+        "voxsync.errors": (
+            "AudioFormatError",
+            "AuthenticationError",
+            "ConcurrencyLimitError",
+            "ConfigurationError",
+            "ConnectionError",
+            "DeviceError",
+            "DisconnectedError",
+            "HandlerError",
+            "LocalProtocolError",
+            "ProtocolError",
+            "QueueFullError",
+            "RemoteProtocolError",
+            "ServerError",
+            "TimeoutError",
+            "VoxsyncError",
+        ),
+        "voxsync.events": (
+            "AudioChunk",
+            "Connected",
+            "Disconnected",
+            "DisconnectReason",
+            "Event",
+            "Message",
+            "Reconnected",
+            "Reconnecting",
+            "StreamWarning",
+            "Transcript",
+            "Translation",
+            "UnknownEvent",
+            "Word",
+        ),
+        "voxsync.format": ("AudioFormat",),
+        "voxsync.providers": (
+            "DEFAULT_PROVIDER",
+            "available_providers",
+            "connect",
+            "connection",
+            "register_provider",
+        ),
+    },
+    # imported with the package before its names became lazy
+    submodules=("metrics", "request"),
+)
+
+if TYPE_CHECKING:
+    from voxsync.audio.files import stream_file
+    from voxsync.audio.microphone import MicrophoneStream
+    from voxsync.batch import FileResult, transcribe_many
+    from voxsync.connection import Connection, State, close_all
+    from voxsync.errors import (
+        AudioFormatError,
+        AuthenticationError,
+        ConcurrencyLimitError,
+        ConfigurationError,
+        ConnectionError,
+        DeviceError,
+        DisconnectedError,
+        HandlerError,
+        LocalProtocolError,
+        ProtocolError,
+        QueueFullError,
+        RemoteProtocolError,
+        ServerError,
+        TimeoutError,
+        VoxsyncError,
+    )
+    from voxsync.events import (
+        AudioChunk,
+        Connected,
+        Disconnected,
+        DisconnectReason,
+        Event,
+        Message,
+        Reconnected,
+        Reconnecting,
+        StreamWarning,
+        Transcript,
+        Translation,
+        UnknownEvent,
+        Word,
+    )
+    from voxsync.format import AudioFormat
+    from voxsync.providers import (
+        DEFAULT_PROVIDER,
+        available_providers,
+        connect,
+        connection,
+        register_provider,
+    )
 
 __all__ = [
     "DEFAULT_PROVIDER",
@@ -134,18 +185,3 @@ __all__ = [
     "stream_file",
     "transcribe_many",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voxsync' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-if TYPE_CHECKING:
-    from voxsync.audio.files import stream_file
-    from voxsync.audio.microphone import MicrophoneStream
-    from voxsync.batch import FileResult, transcribe_many

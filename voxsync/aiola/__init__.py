@@ -21,34 +21,30 @@ another host (an emulator: ``voxsync emulate aiola``) without changing code.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from voxsync.aiola._rest import AiolaAuthenticationError
-from voxsync.aiola.client import AiolaClient, SttClient
-from voxsync.aiola.types import FileTranscript, GrantTokenResponse, LiveEvents, Structured
+from voxsync._lazy import lazy_exports
+
+# Names are imported on first use: python-socketio and numpy cost more than
+# the rest of the package, and 'voxsync --help' only needs the provider's
+# options (voxsync.aiola._cli).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "voxsync.aiola._rest": ("AiolaAuthenticationError",),
+        "voxsync.aiola.client": ("AiolaClient", "SttClient"),
+        "voxsync.aiola.stream": ("AiolaConnection", "decode_event"),
+        "voxsync.aiola.types": ("FileTranscript", "GrantTokenResponse", "LiveEvents", "Structured"),
+        "voxsync.audio": ("MicrophoneStream",),
+    },
+)
 
 if TYPE_CHECKING:
+    from voxsync.aiola._rest import AiolaAuthenticationError
+    from voxsync.aiola.client import AiolaClient, SttClient
     from voxsync.aiola.stream import AiolaConnection, decode_event
+    from voxsync.aiola.types import FileTranscript, GrantTokenResponse, LiveEvents, Structured
     from voxsync.audio import MicrophoneStream
-
-# imported on first use: python-socketio and numpy cost more than the rest of
-# the package, and 'voxsync --help' only needs the provider's options
-_LAZY = {
-    "AiolaConnection": "voxsync.aiola.stream",
-    "decode_event": "voxsync.aiola.stream",
-    "MicrophoneStream": "voxsync.audio",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voxsync.aiola' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
 
 __all__ = [
     "AiolaAuthenticationError",
@@ -87,6 +83,8 @@ def create_connection(
     opened here with the API key is closed (its concurrency slot freed) when
     the connection closes. Other ``options`` go to :class:`AiolaConnection`.
     """
+    from voxsync.aiola.client import AiolaClient
+
     client_args: dict[str, Any] = {}
     if workflow_id:
         client_args["workflow_id"] = workflow_id

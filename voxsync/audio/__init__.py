@@ -10,19 +10,47 @@
   (PortAudio is loaded on first use).
 """
 
-from voxsync.audio.convert import Converter, convert, from_float32, level, to_float32
-from voxsync.audio.files import (
-    AudioFile,
-    UnsupportedAudioError,
-    iter_chunks,
-    read_audio,
-    stream_file,
+from typing import TYPE_CHECKING
+
+from voxsync._lazy import lazy_exports
+
+# Names are imported on first use: only conversion and files need numpy,
+# only microphones and speakers PortAudio.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "voxsync.audio.convert": ("Converter", "convert", "from_float32", "level", "to_float32"),
+        "voxsync.audio.files": (
+            "AudioFile",
+            "UnsupportedAudioError",
+            "iter_chunks",
+            "read_audio",
+            "stream_file",
+        ),
+        "voxsync.audio.microphone": ("InputDevice", "MicrophoneStream", "list_devices"),
+        "voxsync.audio.pacing": ("Pacer",),
+        "voxsync.audio.sink": ("AudioSink",),
+        "voxsync.audio.speaker": ("SpeakerStream",),
+        "voxsync.format": ("ENCODINGS", "AudioFormat"),
+    },
+    # imported with the package before its names became lazy
+    submodules=("format", "g711"),
 )
-from voxsync.audio.microphone import InputDevice, MicrophoneStream, list_devices
-from voxsync.audio.pacing import Pacer
-from voxsync.audio.sink import AudioSink
-from voxsync.audio.speaker import SpeakerStream
-from voxsync.format import ENCODINGS, AudioFormat
+
+if TYPE_CHECKING:
+    from voxsync.audio.convert import Converter, convert, from_float32, level, to_float32
+    from voxsync.audio.files import (
+        AudioFile,
+        UnsupportedAudioError,
+        iter_chunks,
+        read_audio,
+        stream_file,
+    )
+    from voxsync.audio.microphone import InputDevice, MicrophoneStream, list_devices
+    from voxsync.audio.pacing import Pacer
+    from voxsync.audio.sink import AudioSink
+    from voxsync.audio.speaker import SpeakerStream
+    from voxsync.format import ENCODINGS, AudioFormat
 
 __all__ = [
     "ENCODINGS",

@@ -23,10 +23,23 @@ own (it is also what the emulators' ``pocketsphinx`` engine runs).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from voxsync.local.connection import AUDIO_FORMAT, LocalConnection, segment_to_transcript
-from voxsync.local.recognizer import DecoderOptions, Recognizer, Segment
+from voxsync._lazy import lazy_exports
+
+# Names are imported on first use: 'voxsync --help' needs only the
+# provider's options (voxsync.local._cli), not pocketsphinx or numpy.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "voxsync.local.connection": ("AUDIO_FORMAT", "LocalConnection", "segment_to_transcript"),
+        "voxsync.local.recognizer": ("DecoderOptions", "Recognizer", "Segment"),
+    },
+)
+
+if TYPE_CHECKING:
+    from voxsync.local.connection import AUDIO_FORMAT, LocalConnection, segment_to_transcript
+    from voxsync.local.recognizer import DecoderOptions, Recognizer, Segment
 
 __all__ = [
     "AUDIO_FORMAT",
@@ -52,6 +65,8 @@ def create_connection(**options: Any) -> LocalConnection:
     ConfigurationError
         Unknown or invalid option.
     """
+    from voxsync.local.connection import LocalConnection
+
     try:
         return LocalConnection(**options)
     except TypeError as exc:

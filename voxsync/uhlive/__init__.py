@@ -17,48 +17,91 @@
 
 import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from voxsync.uhlive.auth import (
-    build_authentication_request,
-    build_bot_url,
-    build_conversation_url,
-    get_token,
-)
-from voxsync.uhlive.connection import (
-    AUDIO_FORMATS,
-    ConversationConnection,
-    NormalizedTranscript,
-    create_connection,
-)
-from voxsync.uhlive.conversation import (
-    AudioSegmentDecoded,
-    AudioSegmentNormalized,
-    AudioWordsDecoded,
-    Conversation,
-    ConversationState,
-    EntityFound,
-    EntityRecognized,
-    Ok,
-    RelationFound,
-    RelationRecognized,
-    SegmentDecoded,
-    SegmentNormalized,
-    SpeakerJoined,
-    SpeakerLeft,
-    SpeechDecoded,
-    TagsSet,
-    TimeScopedEvent,
-    UhliveError,
-    UnknownEvent,
-    WordsDecoded,
+from voxsync._lazy import lazy_exports
+
+# Names are imported on first use: the sans-I/O codec (Conversation and its
+# events) does not load the threaded runtime, nor the runtime the codec.
+_lazy_getattr, __dir__ = lazy_exports(
+    __name__,
+    {
+        "voxsync.uhlive.auth": (
+            "build_authentication_request",
+            "build_bot_url",
+            "build_conversation_url",
+            "get_token",
+        ),
+        "voxsync.uhlive.bot": ("BotConnection", "create_bot"),
+        "voxsync.uhlive.connection": (
+            "AUDIO_FORMATS",
+            "ConversationConnection",
+            "NormalizedTranscript",
+            "create_connection",
+        ),
+        "voxsync.uhlive.conversation": (
+            "AudioSegmentDecoded",
+            "AudioSegmentNormalized",
+            "AudioWordsDecoded",
+            "Conversation",
+            "ConversationState",
+            "EntityFound",
+            "EntityRecognized",
+            "Ok",
+            "RelationFound",
+            "RelationRecognized",
+            "SegmentDecoded",
+            "SegmentNormalized",
+            "SpeakerJoined",
+            "SpeakerLeft",
+            "SpeechDecoded",
+            "TagsSet",
+            "TimeScopedEvent",
+            "UhliveError",
+            "UnknownEvent",
+            "WordsDecoded",
+        ),
+        "voxsync.uhlive.recognition": ("Recognizer",),
+    },
 )
 
-_RECOGNITION_API = {
-    "BotConnection": "voxsync.uhlive.bot",
-    "create_bot": "voxsync.uhlive.bot",
-    "Recognizer": "voxsync.uhlive.recognition",
-}
+if TYPE_CHECKING:
+    from voxsync.uhlive.auth import (
+        build_authentication_request,
+        build_bot_url,
+        build_conversation_url,
+        get_token,
+    )
+    from voxsync.uhlive.bot import BotConnection, create_bot
+    from voxsync.uhlive.connection import (
+        AUDIO_FORMATS,
+        ConversationConnection,
+        NormalizedTranscript,
+        create_connection,
+    )
+    from voxsync.uhlive.conversation import (
+        AudioSegmentDecoded,
+        AudioSegmentNormalized,
+        AudioWordsDecoded,
+        Conversation,
+        ConversationState,
+        EntityFound,
+        EntityRecognized,
+        Ok,
+        RelationFound,
+        RelationRecognized,
+        SegmentDecoded,
+        SegmentNormalized,
+        SpeakerJoined,
+        SpeakerLeft,
+        SpeechDecoded,
+        TagsSet,
+        TimeScopedEvent,
+        UhliveError,
+        UnknownEvent,
+        WordsDecoded,
+    )
+    from voxsync.uhlive.recognition import Recognizer
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -114,9 +157,4 @@ def __getattr__(name: str) -> Any:
             stacklevel=2,
         )
         return getattr(importlib.import_module(module_name), attr)
-    module = _RECOGNITION_API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voxsync.uhlive' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _lazy_getattr(name)
