@@ -1,4 +1,4 @@
-"""Start-up times: ``import voxsync``, ``import voxsync.uhlive``, ``voxsync --help``.
+"""Start-up times: ``import voxsync``, ``import voxsync.uhlive``, ``voxsync --help``, ...
 
 Each figure is the median wall time of ``--repeats`` fresh interpreters
 (``subprocess``, after one unmeasured warm-up run so the file cache is
@@ -17,7 +17,11 @@ conversation`` (Uh!ive's sans-I/O codec, the counterpart of
 
 Targets: ``import voxsync`` <= 40 ms and ``voxsync --help`` <= 120 ms
 (import time, bare interpreter subtracted); ``import voxsync.uhlive``
-within 2x of the vendor codec's import.
+within 2x of the vendor codec's import. The package's names load on first
+use, so ``import voxsync.uhlive`` alone loads almost nothing; the codec's
+counterpart is ``from voxsync.uhlive import Conversation`` (the codec and its
+events, what the vendor's ``import uhlive.stream.conversation`` provides),
+and that is the row the ratio uses.
 
 Writes benchmarks/results/startup.json.
 
@@ -60,7 +64,16 @@ def cases(baseline: Optional[Path] = None) -> Dict[str, Optional[List[str]]]:
         "python -c pass": [*py, "pass"],
         "import voxsync": [*py, "import voxsync"],
         "import voxsync.uhlive": [*py, "import voxsync.uhlive"],
+        "from voxsync.uhlive import Conversation": [
+            *py,
+            "from voxsync.uhlive import Conversation",
+        ],
         "import voxsync.aiola": [*py, "import voxsync.aiola"],
+        "import voxsync.palabra": [*py, "import voxsync.palabra"],
+        "voxsync.connection('local')": [
+            *py,
+            "import voxsync; voxsync.connection('local')",
+        ],
         "voxsync --help": [
             *py,
             "import sys; from voxsync.cli import main; sys.exit(main(['--help']))",
@@ -160,11 +173,13 @@ def main() -> int:
         )
     codec = rows.get("vendor: import uhlive.stream.conversation")
     if codec:
-        ratio = rows["import voxsync.uhlive"]["import_ms"] / max(codec["import_ms"], 0.1)
+        ratio = rows["from voxsync.uhlive import Conversation"]["import_ms"] / max(
+            codec["import_ms"], 0.1
+        )
         rows["uhlive_import_ratio"] = round(ratio, 2)
         print(
-            f"import voxsync.uhlive / vendor codec (import time): {ratio:.2f}x "
-            f"(target <= 2x: {'met' if ratio <= 2 else 'NOT met'})"
+            f"from voxsync.uhlive import Conversation / vendor codec (import time): "
+            f"{ratio:.2f}x (target <= 2x: {'met' if ratio <= 2 else 'NOT met'})"
         )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
