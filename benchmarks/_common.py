@@ -51,3 +51,48 @@ def stop_server(proc: Any, conn: Any) -> None:
     if proc.is_alive():
         proc.kill()
         proc.join(5)
+
+
+def recording_engine(inner: Any) -> Tuple[Any, List[List[float]], Any]:
+    """``inner`` (an emulator engine) recording when each audio chunk reaches it.
+
+    Returns ``(engine, sessions, lock)``: ``sessions`` gets one list per
+    engine session, the ``time.time()`` of each ``feed()``; hold ``lock``
+    to read or clear it. For chunk lateness at the server.
+    """
+    import threading
+    import time
+
+    from voxsync.emulators.engine import Engine, EngineSession
+
+    lock = threading.Lock()
+    sessions: List[List[float]] = []
+
+    class Session(EngineSession):
+        def __init__(self, wrapped: EngineSession, arrivals: List[float]) -> None:
+            self.wrapped = wrapped
+            self.arrivals = arrivals
+
+        def feed(self, pcm: bytes) -> Any:
+            self.arrivals.append(time.time())
+            return self.wrapped.feed(pcm)
+
+        def flush(self) -> Any:
+            return self.wrapped.flush()
+
+        def close(self) -> None:
+            self.wrapped.close()
+
+    class Recording(Engine):
+        kind = inner.kind
+
+        def new_session(self, sample_rate: int = 16000) -> EngineSession:
+            arrivals: List[float] = []
+            with lock:
+                sessions.append(arrivals)
+            return Session(inner.new_session(sample_rate), arrivals)
+
+        def close(self) -> None:
+            inner.close()
+
+    return Recording(), sessions, lock
