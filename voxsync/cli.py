@@ -24,6 +24,7 @@ import importlib
 import json
 import logging
 import math
+import shutil
 import sys
 import threading
 import time
@@ -212,8 +213,6 @@ class Display:
         self._meter_shown = False  # that line is the input-level meter
 
     def _width(self) -> int:
-        import shutil  # with its archive modules, only when a live line is drawn
-
         return max(20, shutil.get_terminal_size((80, 24)).columns - 1)
 
     def _clear(self) -> None:
