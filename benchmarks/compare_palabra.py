@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -245,6 +246,43 @@ def run_one(library: str, n: int, seconds: float, server: Any) -> Dict[str, Any]
     return result
 
 
+def frame_costs() -> Dict[str, float]:
+    """Microseconds to mask one audio frame (100 ms of 16 kHz PCM as Palabra's JSON).
+
+    Clients must mask every frame they send: websocket-client (voxsync's
+    transport) does it in Python, websockets (palabra-ai's) in C when its
+    extension is built.
+    """
+    import base64
+    import timeit
+
+    frame = json.dumps(
+        {
+            "message_type": "input_audio_data",
+            "data": {"data": base64.b64encode(bytes(3200)).decode()},
+        }
+    ).encode()
+    key = os.urandom(4)
+    out: Dict[str, float] = {"frame_bytes": len(frame)}
+    candidates: Dict[str, Callable[[], Any]] = {}
+    try:
+        from websocket._abnf import ABNF
+
+        candidates["websocket-client"] = lambda: ABNF.mask(key, frame)
+    except ImportError:
+        pass
+    try:
+        from websockets.speedups import apply_mask
+
+        candidates["websockets"] = lambda: apply_mask(frame, key)
+    except ImportError:
+        pass
+    for name, call in candidates.items():
+        best = min(timeit.repeat(call, number=2000, repeat=5)) / 2000
+        out[f"mask_us_{name}"] = round(1e6 * best, 2)
+    return out
+
+
 def versions() -> Dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -305,6 +343,11 @@ def main() -> int:
     pairs = {"voxsync/official": compare.ratios(rows, PROVIDER)} if len(args.libraries) > 1 else {}
     summary = {PROVIDER: {"ratios": pairs}}
     compare.print_table(summary)
+    costs = frame_costs()
+    print(f"masking one {costs['frame_bytes']:.0f}-byte audio frame (fastest of 5 x 2000):")
+    for name, us in costs.items():
+        if name.startswith("mask_us_"):
+            print(f"  {name[len('mask_us_') :]}: {us:.2f} us")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(
@@ -317,6 +360,7 @@ def main() -> int:
                 "seconds": seconds,
                 "repeats": repeats,
                 "summary": summary,
+                "frame_costs": costs,
                 "rows": rows,
             },
             indent=2,
