@@ -56,17 +56,19 @@ def lazy_exports(
     exports : mapping
         Module name -> the names the package exports from it.
     submodules : sequence of str
-        Submodules (short names) that ``package.name`` imports on first use,
-        besides those ``exports`` names, as if the package had imported them
-        (it used to, so code may reach them as attributes).
+        Short names of further submodules that attribute access imports
+        (``package.errors``), as if the package had imported them: packages
+        that used to import them eagerly keep them reachable that way. The
+        package's own submodules named in ``exports`` are reachable too.
 
     Returns
     -------
     (__getattr__, __dir__)
         Assign them in the package's namespace. ``__getattr__`` imports a
         name's module on first use and caches the value in the package (later
-        look-ups cost nothing), and the submodules; other names raise
-        :class:`AttributeError`.
+        look-ups cost nothing); a submodule's name imports the submodule;
+        other names raise :class:`AttributeError`. Safe from any thread (the
+        import system serialises the imports; a race caches the same value).
     """
     module = sys.modules[package]
     table = {name: source for source, names in exports.items() for name in names}
