@@ -6,11 +6,12 @@ subclass. The base class owns everything that is the same for all providers:
 * the lifecycle ``idle -> connecting -> open -> finishing -> closed``, with a
   typed error for every call made in the wrong state;
 * a bounded send queue of typed items - audio chunks and control frames -
-  drained by one **writer** thread, with an explicit overflow policy, so
+  drained by one **writer**, with an explicit overflow policy, so
   ``send()`` never blocks the caller for long and a command never overtakes
   audio queued before it;
-* one **dispatcher** thread that runs your handlers one at a time, in arrival
-  order, so a slow handler never stalls receiving, keepalives or sending;
+* one **dispatcher** that runs your handlers one at a time, in arrival
+  order, so a slow handler never stalls receiving, keepalives, sending or
+  other connections;
 * the handler-exception policy: logged with its traceback on the
   ``voxsync.connection`` logger, re-emitted as an ``error`` event
   (:class:`~voxsync.errors.HandlerError`); the stream goes on;
@@ -18,8 +19,12 @@ subclass. The base class owns everything that is the same for all providers:
   bounded - for the last results), ``close()``, ``wait()``, ``events()``,
   the context manager, Ctrl+C handling and :class:`~voxsync.metrics.Metrics`.
 
-Threads are named ``voxsync-<provider>-<n>-<role>`` (``reader``, ``writer``,
-``dispatch``), are daemons, and are all joined by ``close()``. A provider adds
+The writer and the dispatcher are lanes of the shared worker pool
+(:mod:`voxsync.pool`): the pool's daemon threads run them one step at a
+time, taking the name ``voxsync-<provider>-<n>-writer`` or ``-dispatch``
+meanwhile. A provider's own threads (a WebSocket's ``reader``) are daemons
+named ``voxsync-<provider>-<n>-<role>``. ``close()`` waits for all of them
+(and for the pool's workers once no connection is left). A provider adds
 only its transport and codec by overriding the ``_open``, ``_read_loop``,
 ``_write_chunk``, ``_write_control``, ``_end_of_stream``, ``_keepalive`` and
 ``_close_transport`` hooks; a WebSocket product subclasses
@@ -599,10 +604,11 @@ class Connection:
 
         Notes
         -----
-        Handlers run on the connection's dispatcher thread
-        (``voxsync-<provider>-<n>-dispatch``), one at a time, in the order
-        events arrived. A slow handler delays later handlers only; receiving,
-        keepalives and sending go on. If a handler raises, the exception is
+        Handlers run on the connection's dispatcher - a worker thread of
+        voxsync's shared pool, named ``voxsync-<provider>-<n>-dispatch`` while
+        it runs them - one at a time, in the order events arrived. A slow
+        handler delays this connection's later handlers only; receiving,
+        keepalives, sending and other connections go on. If a handler raises, the exception is
         logged (logger ``voxsync.connection``) and emitted as an ``error``
         event wrapped in :class:`~voxsync.errors.HandlerError`; the stream
         goes on. If an ``error`` handler raises, that is only logged.

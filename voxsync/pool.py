@@ -10,9 +10,12 @@ connection of the process.
 
 Each ordered stream of work is a :class:`Lane` (a connection has two: its
 dispatch lane and its writer lane). A lane is run by at most one worker at
-a time, so its work stays in order; a worker is added only when a lane has
-work and no worker is idle, so a lane whose work blocks never holds up
-another lane. Idle workers retire after :data:`RETIRE_AFTER` seconds (one
+a time, so its work stays in order; a worker is added when work has
+waited :data:`SPAWN_AFTER` seconds while every running lane looks blocked,
+so a lane whose work blocks (a slow handler, a socket write that does not
+return) never holds up another lane for long, while quick work on many
+lanes does not multiply threads that would only contend for the
+interpreter lock. Idle workers retire after :data:`RETIRE_AFTER` seconds (one
 stays while a lane waits for a timer), and none is left once every lane
 is closed: :meth:`Pool.join_if_unused` waits for them.
 
@@ -32,7 +35,7 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Callable, Deque, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 __all__ = ["RETIRE_AFTER", "SPAWN_AFTER", "Lane", "Pool", "pool"]
 
@@ -41,9 +44,10 @@ log = logging.getLogger(__name__)
 #: Seconds an idle worker waits for work before it ends.
 RETIRE_AFTER = 1.0
 
-#: Seconds queued work waits for a busy worker before an idle one takes it
-#: and the pool grows: the longest a blocked lane delays another lane.
-SPAWN_AFTER = 0.01
+#: Seconds after which a running lane counts as blocked and queued work
+#: waiting that long goes to a new worker: about the longest a blocked lane
+#: (a slow handler, a stuck write) delays another lane.
+SPAWN_AFTER = 0.02
 
 
 class Lane:
@@ -216,6 +220,7 @@ class Pool:
         self._workers: List[threading.Thread] = []
         self._idle = 0
         self._open = 0
+        self._running: Dict[threading.Thread, float] = {}  # worker -> when it took its lane
 
     def __repr__(self) -> str:
         return f"<Pool workers={len(self._workers)} idle={self._idle} lanes={self._open}>"
@@ -249,13 +254,20 @@ class Pool:
         is left, False if a lane is open or a worker outlived ``timeout``.
         """
         deadline = time.monotonic() + timeout
+        current = threading.current_thread()
         with self._cond:
-            if self._open or self._runq:
-                return False
-            current = threading.current_thread()
             workers = [w for w in self._workers if w is not current]
-            self._cond.notify_all()
-        for worker in workers:
+            self._cond.notify_all()  # idle workers see that no lane is open
+            while True:
+                if self._open or self._runq:
+                    return False  # a connection opened meanwhile: its workers stay
+                if not any(w is not current for w in self._workers):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        for worker in workers:  # they left the pool: wait for their threads to end
             worker.join(max(0.0, deadline - time.monotonic()))
         return not any(w.is_alive() for w in workers)
 
@@ -272,11 +284,12 @@ class Pool:
 
     def _enqueue(self, lane: Lane) -> None:
         with self._cond:
-            self._runq.append((time.monotonic(), lane))
-            if self._idle:
-                self._cond.notify()
-            else:  # every worker is busy: a new one watches the queue (see _work)
+            runq = self._runq
+            runq.append((time.monotonic(), lane))
+            if not self._idle:  # nobody watches the queue: a new worker (see _work)
                 self._spawn()
+            elif len(runq) == 1 or not self._running:
+                self._cond.notify()  # else the watcher already polls the queue
 
     def _arm(self, when: float, lane: Lane, watching: bool = False) -> None:
         # watching: called by a worker handling timers, which waits for the next one itself
@@ -296,22 +309,27 @@ class Pool:
         worker.start()
 
     def _work(self) -> None:
-        # A worker that finished a lane takes the next queued lane at once. An
-        # idle worker takes one at once too, unless it is the last idle worker
-        # while others are busy: then it leaves the lane to them for up to
-        # SPAWN_AFTER seconds (they are usually about to finish) and takes it
-        # only if none did, i.e. when the busy ones are blocked (a slow
-        # handler, a stuck write). So the pool grows only when work waits,
-        # and one idle worker always watches the queue and the timers.
+        # A worker that finished a lane takes the next queued lane at once; so
+        # does an idle worker when no lane is running or another worker is
+        # idle too. The last idle worker, while others run lanes, watches: it
+        # takes queued work only once that work waited SPAWN_AFTER seconds
+        # while every running lane has been running that long - the running
+        # workers look blocked (a slow handler, a stuck write), not merely
+        # busy - and then starts a new watcher. So the pool grows only when
+        # work would otherwise wait for blocked lanes, and stays small when
+        # the work is plentiful but quick (a new thread would only contend
+        # for the interpreter lock).
         me = threading.current_thread()
         idle_name = me.name
         cond = self._cond
+        running = self._running
         idle_since = time.monotonic()
         free = False  # True right after running a lane
         while True:
             due: List[Tuple[float, Lane]] = []
             lane: Optional[Lane] = None
             with cond:
+                running.pop(me, None)
                 while True:
                     now = time.monotonic()
                     timers = self._timers
@@ -321,22 +339,24 @@ class Pool:
                     if due:
                         break
                     runq = self._runq
+                    wait = RETIRE_AFTER - (now - idle_since)
                     if runq:
-                        age = now - runq[0][0]
-                        busy = len(self._workers) - self._idle - 1
-                        if free or self._idle or not busy or age >= SPAWN_AFTER:
+                        take = free or self._idle or not running
+                        if not take and now - runq[0][0] >= SPAWN_AFTER:
+                            take = all(now - t >= SPAWN_AFTER for t in running.values())
+                        if take:
                             lane = runq.popleft()[1]
-                            if not free and not self._idle and (runq or timers):
-                                self._spawn()  # the watcher is busy now: a new one
+                            if runq and self._idle:
+                                cond.notify()  # more queued: wake another idle worker
+                            elif not free and not self._idle and (runq or timers or running):
+                                self._spawn()  # the watcher runs a lane now: a new one
+                            running[me] = now
                             break
-                        wait = SPAWN_AFTER - age
-                    else:
-                        if not self._open or (
-                            now - idle_since >= RETIRE_AFTER and (self._idle or not timers)
-                        ):
-                            self._workers.remove(me)
-                            return
-                        wait = RETIRE_AFTER - (now - idle_since)
+                        wait = SPAWN_AFTER / 2  # poll while the queue waits
+                    elif not self._open or (wait <= 0 and (self._idle or not timers)):
+                        self._workers.remove(me)
+                        cond.notify_all()  # join_if_unused() waits for this
+                        return
                     free = False
                     if me.name != idle_name:
                         me.name = idle_name
