@@ -170,7 +170,7 @@ def main() -> int:
         subprocess.run(command, env=env, check=True)
         result["baseline"] = json.loads(base_out.read_text())
     args.output.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.output.relative_to(ROOT)}")
+    print(f"wrote {args.output}")
     return 0
 
 

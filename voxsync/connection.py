@@ -1639,12 +1639,10 @@ class Connection:
         queued after it is discarded (counted) until ``_STOP``.
         """
         q = self._send_q
+        pending = q.queue
         taken = 0
-        while taken < _BATCH:
-            try:
-                item = q.get_nowait()
-            except queue.Empty:
-                break
+        while taken < _BATCH and pending:  # the lane is this queue's one consumer
+            item = q.get_nowait()
             taken += 1
             if item is _STOP:
                 return True
@@ -1738,13 +1736,13 @@ class Connection:
     def _dispatch_step(self) -> bool:
         """Run the handlers of a batch of queued events (dispatch lane); True at ``_STOP``."""
         q = self._event_q
+        pending = q.queue
         emit = self._emitter.emit
         clock = time.perf_counter
         for _ in range(_BATCH):
-            try:
-                item = q.get_nowait()
-            except queue.Empty:
+            if not pending:  # the lane is this queue's one consumer
                 return False
+            item = q.get_nowait()
             if item is _STOP:
                 break
             if isinstance(item, threading.Event):  # finish() barrier

@@ -143,6 +143,10 @@ class Lane:
         The lane may run sooner for work (:meth:`notify`); its step decides
         what is due.
         """
+        armed = self._armed_due
+        if armed is not None and armed <= when:  # the usual case, without the lock:
+            self._due = when  # the entry in force fires first and re-arms for the rest
+            return
         with self._lock:
             if self._closed.is_set():
                 return
@@ -219,6 +223,7 @@ class Pool:
         self._names = itertools.count(1)
         self._workers: List[threading.Thread] = []
         self._idle = 0
+        self._polling = 0  # idle workers that look at the queue every SPAWN_AFTER
         self._open = 0
         self._running: Dict[threading.Thread, float] = {}  # worker -> when it took its lane
 
@@ -288,8 +293,10 @@ class Pool:
             runq.append((time.monotonic(), lane))
             if not self._idle:  # nobody watches the queue: a new worker (see _work)
                 self._spawn()
-            elif len(runq) == 1 or not self._running:
-                self._cond.notify()  # else the watcher already polls the queue
+            elif not self._running or not self._polling:
+                self._cond.notify()
+            # else a running worker takes it when its lane is done, and the
+            # idle watcher, which polls while lanes run, if they all look blocked
 
     def _arm(self, when: float, lane: Lane, watching: bool = False) -> None:
         # watching: called by a worker handling timers, which waits for the next one itself
@@ -353,20 +360,25 @@ class Pool:
                             running[me] = now
                             break
                         wait = SPAWN_AFTER / 2  # poll while the queue waits
-                    elif not self._open or (wait <= 0 and (self._idle or not timers)):
+                    elif not self._open or (wait <= 0 and (self._idle or not (timers or running))):
                         self._workers.remove(me)
                         cond.notify_all()  # join_if_unused() waits for this
                         return
                     free = False
                     if me.name != idle_name:
                         me.name = idle_name
+                    polling = bool(running)
+                    if polling:  # watch: are the running lanes blocked?
+                        wait = min(wait, SPAWN_AFTER)
                     if timers:
                         wait = min(wait, timers[0][0] - now)
                     self._idle += 1
+                    self._polling += polling
                     try:
                         cond.wait(max(wait, 0.0005))
                     finally:
                         self._idle -= 1
+                        self._polling -= polling
             for when, timed in due:
                 timed._timer(when, now)
             if lane is not None:
