@@ -15,9 +15,12 @@ waited :data:`SPAWN_AFTER` seconds while every running lane looks blocked,
 so a lane whose work blocks (a slow handler, a socket write that does not
 return) never holds up another lane for long, while quick work on many
 lanes does not multiply threads that would only contend for the
-interpreter lock. Idle workers retire after :data:`RETIRE_AFTER` seconds (one
-stays while a lane waits for a timer), and none is left once every lane
-is closed: :meth:`Pool.join_if_unused` waits for them.
+interpreter lock. When the process is short of CPU (the watching worker
+itself wakes late), slow lanes are not taken for blocked ones and the pool
+grows only for work that waited :data:`STARVED_AFTER` seconds. Idle
+workers retire after :data:`RETIRE_AFTER` seconds (one stays while a lane
+waits for a timer, or while lanes run, to watch them), and none is left
+once every lane is closed: :meth:`Pool.join_if_unused` waits for them.
 
 Workers are daemon threads named ``voxsync-pool-<n>`` while idle; while
 running a lane a worker takes the lane's name
@@ -37,12 +40,16 @@ import time
 from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
-__all__ = ["RETIRE_AFTER", "SPAWN_AFTER", "Lane", "Pool", "pool"]
+__all__ = ["RETIRE_AFTER", "SPAWN_AFTER", "STARVED_AFTER", "Lane", "Pool", "pool"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds an idle worker waits for work before it ends.
 RETIRE_AFTER = 1.0
+
+#: Seconds queued work waits before it goes to a new worker even while the
+#: process looks starved of the CPU (see ``Pool._work``).
+STARVED_AFTER = 0.25
 
 #: Seconds after which a running lane counts as blocked and queued work
 #: waiting that long goes to a new worker: about the longest a blocked lane
@@ -332,6 +339,7 @@ class Pool:
         running = self._running
         idle_since = time.monotonic()
         free = False  # True right after running a lane
+        overslept = 0.0  # how late this worker's last timed wait returned
         while True:
             due: List[Tuple[float, Lane]] = []
             lane: Optional[Lane] = None
@@ -349,8 +357,14 @@ class Pool:
                     wait = RETIRE_AFTER - (now - idle_since)
                     if runq:
                         take = free or self._idle or not running
-                        if not take and now - runq[0][0] >= SPAWN_AFTER:
-                            take = all(now - t >= SPAWN_AFTER for t in running.values())
+                        age = now - runq[0][0]
+                        if not take and age >= SPAWN_AFTER:
+                            # a watcher that itself woke late is starved of the CPU or
+                            # the interpreter lock like the lanes it watches: they are
+                            # slow, not blocked, and a new thread would add contention
+                            take = (overslept < SPAWN_AFTER / 2 or age >= STARVED_AFTER) and all(
+                                now - t >= SPAWN_AFTER for t in running.values()
+                            )
                         if take:
                             lane = runq.popleft()[1]
                             if runq and self._idle:
@@ -374,11 +388,13 @@ class Pool:
                         wait = min(wait, timers[0][0] - now)
                     self._idle += 1
                     self._polling += polling
+                    wait = max(wait, 0.0005)
                     try:
-                        cond.wait(max(wait, 0.0005))
+                        woken = cond.wait(wait)
                     finally:
                         self._idle -= 1
                         self._polling -= polling
+                    overslept = 0.0 if woken else time.monotonic() - (now + wait)
             for when, timed in due:
                 timed._timer(when, now)
             if lane is not None:
