@@ -28,7 +28,9 @@ CPU by thread role
     ``MainThread`` = the feeder);
 threads and RSS per stream
     OS threads and resident memory added by opening the N streams (after one
-    warm-up stream was opened and closed), / N;
+    warm-up stream was opened and closed), / N; "threads per stream while
+    streaming" takes the most threads counted (once per 100 ms) while the
+    streams ran instead, which counts pooled workers started for the load;
 send cost
     mean wall time of one send call in the feeder;
 chunk lateness at the server
@@ -354,6 +356,18 @@ def role(name: str) -> str:
     return re.sub(r"\d+", "N", name)
 
 
+def pool_workers() -> Dict[int, str]:
+    """voxsync's pooled workers by native id, under their idle name.
+
+    A pooled worker takes the name of the connection whose work it runs, so
+    its name at one instant says little; its CPU is reported as the pool's.
+    """
+    module = sys.modules.get("voxsync.pool")
+    if module is None:
+        return {}
+    return {w.native_id: "voxsync-pool-N" for w in module.pool.threads() if w.native_id}
+
+
 def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Client process: open N streams of one library, feed them, measure."""
     baseline = os.environ.get("VOXSYNC_BENCH_BASELINE")
@@ -396,10 +410,14 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     feeder_late: List[float] = []
     time.sleep(0.2)
     names = {t.native_id: t.name for t in threading.enumerate()}
+    names.update(pool_workers())
+    threads_peak = threads1
     tcpu0 = thread_cpu()
     cpu0 = time.process_time()
     start_epoch, start = time.time(), time.perf_counter()
     for step in range(steps):
+        threads_peak = max(threads_peak, proc.num_threads())
+        names.update(pool_workers())
         for i, stream in enumerate(streams):
             due = start + step * PERIOD + i * slot
             delay = due - time.perf_counter()
@@ -413,6 +431,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     cpu = time.process_time() - cpu0
     tcpu1 = thread_cpu()
     names.update({t.native_id: t.name for t in threading.enumerate()})
+    names.update(pool_workers())
     expected = n * int(steps * PERIOD / SEGMENT_SECONDS + 1e-9)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
@@ -444,6 +463,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         "window_s": window,
         "cpu_pct_per_stream": 100 * cpu / window / n,
         "threads_per_stream": (threads1 - threads0) / n,
+        "threads_streaming_per_stream": (threads_peak - threads0) / n,
         "rss_kib_per_stream": (rss1 - rss0) / 1024 / n,
         "send_us_mean": 1e6 * send_time / (steps * n),
         "feeder_late_ms_p99": 1000 * percentile(feeder_late, 99),
@@ -538,7 +558,8 @@ def show(row: Dict[str, Any]) -> None:
         return
     print(
         f"  {row['library']:<9} N={row['streams']:<4} cpu {row['cpu_pct_per_stream']:6.3f} %/str  "
-        f"thr {row['threads_per_stream']:4.2f}  rss {row['rss_kib_per_stream']:7.1f} KiB  "
+        f"thr {row['threads_per_stream']:4.2f}/{row['threads_streaming_per_stream']:4.2f}  "
+        f"rss {row['rss_kib_per_stream']:7.1f} KiB  "
         f"send {row['send_us_mean']:6.1f} us  late p99 {row['late_ms_p99']:7.1f} ms  "
         f"lat p50/p99 {row['latency_ms_p50']:5.2f}/{row['latency_ms_p99']:6.2f} ms  "
         f"finals {row['finals']}/{row['finals_expected']}  "
@@ -550,6 +571,7 @@ def show(row: Dict[str, Any]) -> None:
 FIGURES = [
     ("client CPU per stream", "cpu_pct_per_stream"),
     ("threads per stream", "threads_per_stream"),
+    ("threads per stream while streaming", "threads_streaming_per_stream"),
     ("RSS per stream", "rss_kib_per_stream"),
     ("send() cost", "send_us_mean"),
     ("event latency p50", "latency_ms_p50"),

@@ -6,11 +6,12 @@ subclass. The base class owns everything that is the same for all providers:
 * the lifecycle ``idle -> connecting -> open -> finishing -> closed``, with a
   typed error for every call made in the wrong state;
 * a bounded send queue of typed items - audio chunks and control frames -
-  drained by one **writer** thread, with an explicit overflow policy, so
+  drained by one **writer**, with an explicit overflow policy, so
   ``send()`` never blocks the caller for long and a command never overtakes
   audio queued before it;
-* one **dispatcher** thread that runs your handlers one at a time, in arrival
-  order, so a slow handler never stalls receiving, keepalives or sending;
+* one **dispatcher** that runs your handlers one at a time, in arrival
+  order, so a slow handler never stalls receiving, keepalives, sending or
+  other connections;
 * the handler-exception policy: logged with its traceback on the
   ``voxsync.connection`` logger, re-emitted as an ``error`` event
   (:class:`~voxsync.errors.HandlerError`); the stream goes on;
@@ -18,8 +19,12 @@ subclass. The base class owns everything that is the same for all providers:
   bounded - for the last results), ``close()``, ``wait()``, ``events()``,
   the context manager, Ctrl+C handling and :class:`~voxsync.metrics.Metrics`.
 
-Threads are named ``voxsync-<provider>-<n>-<role>`` (``reader``, ``writer``,
-``dispatch``), are daemons, and are all joined by ``close()``. A provider adds
+The writer and the dispatcher are lanes of the shared worker pool
+(:mod:`voxsync.pool`): the pool's daemon threads run them one step at a
+time, taking the name ``voxsync-<provider>-<n>-writer`` or ``-dispatch``
+meanwhile. A provider's own threads (a WebSocket's ``reader``) are daemons
+named ``voxsync-<provider>-<n>-<role>``. ``close()`` waits for all of them
+(and for the pool's workers once no connection is left). A provider adds
 only its transport and codec by overriding the ``_open``, ``_read_loop``,
 ``_write_chunk``, ``_write_control``, ``_end_of_stream``, ``_keepalive`` and
 ``_close_transport`` hooks; a WebSocket product subclasses
@@ -87,6 +92,8 @@ from voxsync.errors import (
 from voxsync.events import Connected, Disconnected, DisconnectReason, Event, StreamWarning
 from voxsync.format import AudioData, AudioFormat
 from voxsync.metrics import Metrics
+from voxsync.pool import Lane
+from voxsync.pool import pool as _pool
 from voxsync.request import Request
 
 __all__ = ["OVERFLOW_POLICIES", "Connection", "EventIterator", "State", "close_all"]
@@ -104,6 +111,8 @@ OVERFLOW_POLICIES = ("block", "drop_oldest", "raise")
 CLOSE_JOIN_TIMEOUT = 2.0
 
 _POLL = 0.1  # slice for waits that must notice Ctrl+C and state changes
+
+_BATCH = 64  # items a lane handles before the pool turns to another lane
 
 # ---- notebook support: a process-wide registry of connections (weak: it
 # never keeps a connection alive), so close_all() can close the ones a
@@ -462,6 +471,12 @@ class Connection:
         self._subscribers: List[EventIterator] = []
         self._connect_info: Dict[str, Any] = {}
         self._context: Optional[contextvars.Context] = None  # set by connect()
+        # the connection's ordered work on the shared pool (see voxsync.pool)
+        self._dispatch_lane: Optional[Lane] = None
+        self._writer_lane: Optional[Lane] = None
+        self._writer_stopped = False  # the writer failed or was cut: it discards until _STOP
+        self._last_write = 0.0
+        self._piece: Optional[int] = None
         self._last_chunk = b""  # the chunk last passed to send(): last_chunk
         self.metrics = Metrics(input_format, self._send_q.qsize)
 
@@ -589,10 +604,11 @@ class Connection:
 
         Notes
         -----
-        Handlers run on the connection's dispatcher thread
-        (``voxsync-<provider>-<n>-dispatch``), one at a time, in the order
-        events arrived. A slow handler delays later handlers only; receiving,
-        keepalives and sending go on. If a handler raises, the exception is
+        Handlers run on the connection's dispatcher - a worker thread of
+        voxsync's shared pool, named ``voxsync-<provider>-<n>-dispatch`` while
+        it runs them - one at a time, in the order events arrived. A slow
+        handler delays this connection's later handlers only; receiving,
+        keepalives, sending and other connections go on. If a handler raises, the exception is
         logged (logger ``voxsync.connection``) and emitted as an ``error``
         event wrapped in :class:`~voxsync.errors.HandlerError`; the stream
         goes on. If an ``error`` handler raises, that is only logged.
@@ -713,7 +729,7 @@ class Connection:
             self._stream_done.clear()
             self._dispatch_stopped = False
         self._capture_context()
-        self._start_thread("dispatch", self._dispatch_loop)
+        self._start_lane("dispatch")
         try:
             self._open(timeout)
         except BaseException:
@@ -728,7 +744,7 @@ class Connection:
             self._put_event("connect", Connected(self.provider, self._connect_info))
             for item in pending:
                 self._put_event(*item[:2], received=item[2])
-        self._start_thread("writer", self._writer_loop)
+        self._start_lane("writer")
         if self._uses_reader_thread:
             self._start_thread("reader", self._reader_main)
         log.debug("%s: connected", self.name)
@@ -753,6 +769,7 @@ class Connection:
             self._pending = None
             self._dispatch_stopped = True
             _force_put(self._event_q, _STOP)
+            self._notify_dispatch()
         self._join_threads(CLOSE_JOIN_TIMEOUT)
         with self._lock:
             self._threads.clear()
@@ -809,6 +826,9 @@ class Connection:
             self._send_q.put_nowait(data)
         except queue.Full:
             self._send_full(data)
+        lane = self._writer_lane
+        if lane is not None:
+            lane.notify()
         self.metrics._queued(len(data), self._send_q.qsize())
 
     def _send_full(self, data: bytes) -> None:
@@ -941,20 +961,24 @@ class Connection:
     def _wait_dispatched(self, deadline: float) -> bool:
         """Wait until the handlers of every event queued so far have run (bounded).
 
-        Returns at once (True) on the dispatcher thread itself.
+        Returns at once (True) inside a handler of this connection.
         """
-        if threading.current_thread() is self._threads.get("dispatch"):
+        if self._on_dispatcher():
             return True
         with self._lock:
             barrier = None if self._dispatch_stopped else threading.Event()
             if barrier is not None:
                 _force_put(self._event_q, barrier)
+                self._notify_dispatch()
         return self._wait_flag(self._closed if barrier is None else barrier, deadline)
 
     def _put_until(self, q: queue.Queue[Any], item: Any, deadline: float) -> None:
         while True:
             try:
                 q.put(item, timeout=_POLL)
+                lane = self._writer_lane if q is self._send_q else self._dispatch_lane
+                if lane is not None:
+                    lane.notify()
                 return
             except queue.Full:
                 if self._closing or time.monotonic() >= deadline:
@@ -1024,7 +1048,7 @@ class Connection:
             if the stream failed).
         """
         timeout = self.disconnect_timeout if timeout is None else timeout
-        on_dispatcher = threading.current_thread() is self._threads.get("dispatch")
+        on_dispatcher = self._on_dispatcher()
         if self.state not in (State.OPEN, State.FINISHING) or on_dispatcher:
             pending = self.state in (State.OPEN, State.FINISHING)
             self.close()
@@ -1133,7 +1157,7 @@ class Connection:
         """
         if self._state is State.IDLE:
             raise LocalProtocolError("wait() before connect(); connect first")
-        if threading.current_thread() in self._threads.values():
+        if self._on_own_thread():
             raise LocalProtocolError("wait() from a handler would block the dispatcher forever")
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -1186,7 +1210,7 @@ class Connection:
         yes
         disconnect
         """
-        if threading.current_thread() in self._threads.values():
+        if self._on_own_thread():
             raise LocalProtocolError("events() from a handler would block the dispatcher")
         it = EventIterator(self, timeout, maxsize)
         with self._lock:
@@ -1268,14 +1292,19 @@ class Connection:
                 return
             try:
                 self._event_q.put_nowait(item)
-                return
             except queue.Full:
-                if threading.current_thread() is self._threads.get("dispatch"):
+                if self._on_dispatcher():
                     log.error("%s: event queue full inside a handler; %s lost", self.name, name)
                     return
+            else:
+                lane = self._dispatch_lane
+                if lane is not None:
+                    lane.notify()
+                return
         while True:  # back-pressure on the receiving thread, outside the lock
             try:
                 self._event_q.put(item, timeout=_POLL)
+                self._notify_dispatch()
                 return
             except queue.Full:
                 if self._closing:
@@ -1299,6 +1328,9 @@ class Connection:
             if self._state is not State.OPEN and self._state is not State.FINISHING:
                 self._raise_not_open("sending a command")
             _force_put(self._send_q, _Control(frame))
+            lane = self._writer_lane
+        if lane is not None:
+            lane.notify()
 
     def _request(self, frame: Union[str, bytes], request: Request, timeout: float) -> Any:
         """Send ``frame`` in order with the audio and wait, bounded, for its reply.
@@ -1421,6 +1453,58 @@ class Connection:
             thread.start()
         return thread
 
+    def _start_lane(self, role: str) -> None:
+        """Start the ``dispatch`` or ``writer`` lane on the shared pool (see :mod:`voxsync.pool`).
+
+        Its steps run one at a time on a pool worker that takes the name
+        ``voxsync-<provider>-<n>-<role>`` meanwhile, in a copy of the context
+        captured by ``connect()``.
+        """
+        context = (self._context or contextvars.copy_context()).copy()
+        name = f"voxsync-{self.provider}-{self._number}-{role}"
+        if role == "dispatch":
+            events = self._event_q.queue
+            lane = _pool.lane(name, self._dispatch_step, lambda: bool(events), context)
+        else:
+            sends = self._send_q.queue
+            lane = _pool.lane(name, self._writer_step, lambda: bool(sends), context)
+            fmt, seconds = self._input_format, self.max_chunk_seconds
+            self._piece = None
+            if fmt is not None and seconds is not None:
+                self._piece = max(fmt.frame_size, fmt.nbytes(seconds))
+            self._writer_stopped = False
+            self._last_write = time.monotonic()
+        with self._lock:  # like _start_thread: not started once closed
+            if self._closing:
+                log.debug("%s: closed before the %s lane started", self.name, role)
+                return
+            if role == "dispatch":
+                self._dispatch_lane = lane
+            else:
+                self._writer_lane = lane
+            lane.open()
+        if role == "writer" and self._keepalive_interval is not None:
+            lane.wake_at(self._last_write + self._keepalive_interval)
+
+    def _notify_dispatch(self) -> None:
+        lane = self._dispatch_lane
+        if lane is not None:
+            lane.notify()
+
+    def _on_dispatcher(self) -> bool:
+        """True inside a handler of this connection (on its dispatch lane)."""
+        lane = self._dispatch_lane
+        return lane is not None and lane.running_here()
+
+    def _on_own_thread(self) -> bool:
+        """True on a thread doing this connection's work (a handler, its writer, reader, ...)."""
+        if threading.current_thread() in self._threads.values():
+            return True
+        return any(lane is not None and lane.running_here() for lane in self._lanes())
+
+    def _lanes(self) -> Tuple[Optional[Lane], Optional[Lane]]:
+        return self._dispatch_lane, self._writer_lane
+
     # ----------------------------------------------------------- internals
     def _shutdown(
         self, reason: str, error: Optional[BaseException], discard_events: bool = False
@@ -1452,6 +1536,9 @@ class Connection:
             self.metrics._discarded(discarded)
             log.debug("%s: %d queued chunks discarded by close()", self.name, discarded)
         _force_put(self._send_q, _STOP)
+        lane = self._writer_lane
+        if lane is not None:
+            lane.notify()
         try:
             self._close_transport()
         except Exception:
@@ -1468,6 +1555,7 @@ class Connection:
             )
             _force_put(self._event_q, _STOP)
             self._dispatch_stopped = True
+            self._notify_dispatch()
         self._run_close_callbacks()
         log.debug("%s: closed (%s)", self.name, reason)
 
@@ -1503,7 +1591,18 @@ class Connection:
                     count += 1
 
     def _join_threads(self, timeout: float) -> None:
+        """Wait, within ``timeout`` s in all, for this connection's work to end.
+
+        Its lanes (except one running on the calling thread), its own
+        threads, and - when no connection of the process is left - the
+        pool's workers.
+        """
         deadline = time.monotonic() + timeout
+        for lane in self._lanes():
+            if lane is None or lane.running_here():
+                continue
+            if not lane.wait_closed(deadline - time.monotonic()):
+                log.warning("%s: %s did not end within %.1f s", self.name, lane.name, timeout)
         current = threading.current_thread()
         with self._lock:
             threads = [t for t in self._threads.values() if t is not current]
@@ -1513,8 +1612,16 @@ class Connection:
                 log.warning(
                     "%s: thread %s did not end within %.1f s", self.name, thread.name, timeout
                 )
+        _pool.join_if_unused(max(0.0, deadline - time.monotonic()))
 
     def _threads_alive(self, include_current: bool) -> bool:
+        for lane in self._lanes():
+            if (
+                lane is not None
+                and not lane.closed
+                and (include_current or not lane.running_here())
+            ):
+                return True
         current = threading.current_thread()
         with self._lock:
             return any(
@@ -1522,39 +1629,69 @@ class Connection:
                 for t in self._threads.values()
             )
 
-    def _writer_loop(self) -> None:
+    def _writer_step(self) -> bool:
+        """Write a batch of queued items (writer lane); True once ``_STOP`` was taken.
+
+        Audio is cut into pieces of ``max_chunk_seconds``; a control frame
+        is written in its place in the queue; ``_FINISH`` sends the end of
+        stream; after ``keepalive_interval`` seconds without an item the
+        provider's keepalive runs. A failure fails the connection; what is
+        queued after it is discarded (counted) until ``_STOP``.
+        """
         q = self._send_q
+        pending = q.queue
+        taken = 0
+        while taken < _BATCH and pending:  # the lane is this queue's one consumer
+            item = q.get_nowait()
+            taken += 1
+            if item is _STOP:
+                return True
+            if self._writer_stopped:
+                if type(item) is bytes:
+                    self.metrics._discarded(1)
+                continue
+            try:
+                self._write_item(item)
+            except Exception as exc:
+                self._writer_stopped = True
+                if not self._closing:
+                    self._fail(self._wrap_transport_error("sending", exc))
         interval = self._keepalive_interval
-        fmt, seconds = self._input_format, self.max_chunk_seconds
-        piece = None
-        if fmt is not None and seconds is not None:
-            piece = max(fmt.frame_size, fmt.nbytes(seconds))
-        try:
-            while True:
+        if interval is not None and not self._writer_stopped:
+            now = time.monotonic()
+            if taken:
+                self._last_write = now
+            elif now - self._last_write >= interval:
+                self._last_write = now
                 try:
-                    item = q.get(timeout=interval)
-                except queue.Empty:
                     self._keepalive()
-                    continue
-                if item is _STOP:
+                except Exception as exc:
+                    self._writer_stopped = True
+                    if not self._closing:
+                        self._fail(self._wrap_transport_error("sending", exc))
+                    return False
+            lane = self._writer_lane
+            if lane is not None:
+                lane.wake_at(self._last_write + interval)
+        return False
+
+    def _write_item(self, item: Any) -> None:
+        if item is _FINISH:
+            self._end_of_stream()
+            return
+        if type(item) is _Control:
+            self._write_control(item.frame)
+            return
+        piece = self._piece
+        if piece is None or len(item) <= piece:
+            self._write_chunk(item)
+        else:  # a huge send(): in pieces the service takes
+            for start in range(0, len(item), piece):
+                if self._closing:
+                    self._writer_stopped = True
                     return
-                if item is _FINISH:
-                    self._end_of_stream()
-                    continue
-                if type(item) is _Control:
-                    self._write_control(item.frame)
-                    continue
-                if piece is None or len(item) <= piece:
-                    self._write_chunk(item)
-                else:  # a huge send(): in pieces the service takes
-                    for start in range(0, len(item), piece):
-                        if self._closing:
-                            return
-                        self._write_chunk(item[start : start + piece])
-                self.metrics._sent(len(item))
-        except Exception as exc:
-            if not self._closing:
-                self._fail(self._wrap_transport_error("sending", exc))
+                self._write_chunk(item[start : start + piece])
+        self.metrics._sent(len(item))
 
     def _reader_main(self) -> None:
         try:
@@ -1596,12 +1733,16 @@ class Connection:
         err.__cause__ = exc
         return err
 
-    def _dispatch_loop(self) -> None:
+    def _dispatch_step(self) -> bool:
+        """Run the handlers of a batch of queued events (dispatch lane); True at ``_STOP``."""
         q = self._event_q
+        pending = q.queue
         emit = self._emitter.emit
         clock = time.perf_counter
-        while True:
-            item = q.get()
+        for _ in range(_BATCH):
+            if not pending:  # the lane is this queue's one consumer
+                return False
+            item = q.get_nowait()
             if item is _STOP:
                 break
             if isinstance(item, threading.Event):  # finish() barrier
@@ -1616,8 +1757,11 @@ class Connection:
                     subscribers = list(self._subscribers)
                 for sub in subscribers:
                     sub._push(event)
+        else:
+            return False
         with self._lock:
             subscribers, self._subscribers = self._subscribers, []
         for sub in subscribers:
             sub._push(_END)
         self._closed.set()
+        return True

@@ -57,7 +57,8 @@ class WebSocketConnection(Connection):
     Takes the arguments of :class:`~voxsync.connection.Connection`. Threads:
     the handshake runs on the caller of ``connect()``; :meth:`_receive` on
     the reader thread (``voxsync-<provider>-<n>-reader``); audio, control
-    frames and keepalives on the writer thread; handlers on the dispatcher.
+    frames and keepalives on the writer, handlers on the dispatcher (both
+    lanes of the shared worker pool, :mod:`voxsync.pool`).
 
     Notes
     -----

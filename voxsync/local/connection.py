@@ -107,9 +107,10 @@ class LocalConnection(Connection):
     Notes
     -----
     The model is loaded by :meth:`connect` on the calling thread (about half
-    a second). Decoding runs on the connection's writer thread
-    (``voxsync-local-<n>-writer``), never on yours or on the dispatcher's;
-    handlers run on the dispatcher thread as for every provider. Audio may
+    a second). Decoding runs on the connection's writer (a worker thread of
+    voxsync's shared pool, named ``voxsync-local-<n>-writer`` meanwhile),
+    never on yours or in the dispatcher; handlers run on the dispatcher as
+    for every provider. Audio may
     be sent faster than real time (files) or paced (microphones): the result
     is the same.
 
