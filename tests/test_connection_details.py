@@ -1,0 +1,458 @@
+"""The runtime's promises in detail: messages, bounds, return values, event content.
+
+Over the loopback TCP provider (tests/loopback.py); a socket-less ``Connection``
+subclass stands in for a transport only where a reader must fail in a way
+the loopback server cannot make.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from typing import Any, ClassVar, List
+
+import pytest
+from loopback import LoopbackConnection, LoopbackServer
+
+import voxsync
+from voxsync.connection import Connection
+from voxsync.errors import (
+    ConfigurationError,
+    ConnectionError,
+    DisconnectedError,
+    LocalProtocolError,
+    QueueFullError,
+    RemoteProtocolError,
+    TimeoutError,
+)
+from voxsync.events import Disconnected, DisconnectReason, StreamWarning
+from voxsync.format import AudioFormat
+
+CHUNK = b"\x01\x00" * 160  # 10 ms of 16 kHz mono s16le
+
+
+@pytest.fixture
+def server():
+    with LoopbackServer() as srv:
+        yield srv
+
+
+class _FailingReader(Connection):
+    """A provider whose reader fails with ``error`` (the transport seam)."""
+
+    provider: ClassVar[str] = "failing"
+    _uses_reader_thread: ClassVar[bool] = True
+    error: ClassVar[BaseException] = OSError("boom")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(AudioFormat(), **options)
+        self.go = threading.Event()
+
+    def _read_loop(self) -> None:
+        if not self.go.wait(5):
+            return
+        raise type(self).error
+
+    def _write_chunk(self, chunk: bytes) -> None:
+        pass
+
+
+def _failing(error: BaseException) -> Connection:
+    cls = type("Failing", (_FailingReader,), {"error": error})
+    return cls()  # type: ignore[no-any-return]
+
+
+def _start_failing(conn: Any) -> List[Disconnected]:
+    disconnects: List[Disconnected] = []
+    conn.on("disconnect", disconnects.append)
+    conn.on("error", lambda err: None)
+    conn.connect(timeout=5)
+    conn.go.set()
+    return disconnects
+
+
+def _wait_closed(conn: Connection, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while conn.state != "closed":
+        assert time.monotonic() < deadline, "the connection did not close"
+        time.sleep(0.01)
+
+
+# ------------------------------------------------------------------ close_all
+def test_close_all_closes_exactly_the_live_connections(server):
+    idle = LoopbackConnection(server.port)
+    done = LoopbackConnection(server.port).connect(timeout=5)
+    done.close()
+    live = [LoopbackConnection(server.port).connect(timeout=5) for _ in range(2)]
+    try:
+        assert voxsync.close_all() == 2
+        assert [c.state for c in live] == ["closed", "closed"]
+        assert idle.state == "idle" and done.state == "closed"
+        assert voxsync.close_all() == 0
+    finally:
+        for conn in live:
+            conn.close()
+
+
+# ------------------------------------------------------------- handlers
+def test_replace_keeps_handlers_of_another_name_or_module(server):
+    conn = LoopbackConnection(server.port)
+
+    def show(ev: Any) -> None:
+        pass
+
+    def other(ev: Any) -> None:
+        pass
+
+    namesake = functools.wraps(show)(lambda ev: None)  # same qualname ...
+    namesake.__module__ = "elsewhere"  # ... defined in another module
+    conn.on("transcript", show)
+    conn.on("transcript", other)
+    conn.on("transcript", namesake)
+
+    def show(ev: Any) -> None:
+        pass
+
+    conn.on("transcript", show, replace=True)
+    assert conn.listeners("transcript") == [other, namesake, show]
+
+
+def test_replace_tells_unnamed_callables_apart(server):
+    conn = LoopbackConnection(server.port)
+    first = functools.partial(print, "first")
+    second = functools.partial(print, "second")
+    conn.on("transcript", first, replace=True)
+    conn.on("transcript", second, replace=True)
+    assert conn.listeners("transcript") == [first, second]
+
+
+def test_off_without_a_handler_clears_only_that_event(server):
+    conn = LoopbackConnection(server.port)
+    conn.on("transcript", print)
+    conn.on("error", print)
+    conn.off("transcript")
+    assert conn.listeners("transcript") == [] and conn.listeners("error") == [print]
+
+
+# --------------------------------------------------------------- messages
+def test_repr_names_the_formats_of_each_product_shape():
+    out = AudioFormat(24000)
+    audio_in = Connection(AudioFormat(), name="a")
+    text_in = Connection(None, name="t")
+    text_to_audio = Connection(None, output_format=out, name="tts")
+    both = Connection(AudioFormat(8000, 1, "mulaw"), output_format=out, name="s2s")
+    assert repr(audio_in) == "<Connection a state=idle 16000 Hz mono pcm_s16le>"
+    assert repr(text_in) == "<Connection t state=idle text in>"
+    assert repr(text_to_audio) == (
+        "<Connection tts state=idle in=text out=24000 Hz mono pcm_s16le>"
+    )
+    assert repr(both) == (
+        "<Connection s2s state=idle in=8000 Hz mono mulaw out=24000 Hz mono pcm_s16le>"
+    )
+
+
+def test_wrong_payload_errors_name_the_product():
+    class Speech(Connection):
+        pass
+
+    with pytest.raises(LocalProtocolError) as info:
+        Speech(None).send(b"\x00\x00")
+    assert str(info.value) == "send(): Speech takes text, not audio; use send_text()"
+    with pytest.raises(LocalProtocolError) as info:
+        Speech(AudioFormat()).send_text("hi")
+    assert str(info.value) == "Speech takes audio, not text; send audio with send()"
+
+
+def test_registration_errors_say_what_was_expected(server):
+    conn = LoopbackConnection(server.port)
+    with pytest.raises(ConfigurationError) as info:
+        conn.add_close_callback(3)  # type: ignore[arg-type]
+    assert str(info.value) == "add_close_callback() needs a callable, got 3"
+    with pytest.raises(ConfigurationError) as info:
+        conn.report_warning("careful")  # type: ignore[arg-type]
+    assert str(info.value) == "report_warning() needs a StreamWarning, got 'careful'"
+    with pytest.raises(ConfigurationError) as info:
+        conn.report_error("bad")  # type: ignore[arg-type]
+    assert str(info.value) == "report_error() needs an exception, got 'bad'"
+
+
+def test_send_in_the_wrong_state_says_what_to_do(server):
+    conn = LoopbackConnection(server.port)
+    with pytest.raises(LocalProtocolError) as info:
+        conn.send(CHUNK)
+    assert str(info.value) == "send() before the connection is open; call connect() first"
+    conn.connect(timeout=5)
+    conn.close()
+    with pytest.raises(LocalProtocolError) as info:
+        conn.send(CHUNK)
+    assert str(info.value) == "send() on a closed connection; create a new connection"
+
+
+def test_show_outside_a_notebook_says_what_to_do(server):
+    conn = LoopbackConnection(server.port)
+    with pytest.raises(ConfigurationError, match="in scripts use handlers or events"):
+        conn.show()
+
+
+# --------------------------------------------------------------- failures
+def test_a_failed_stream_is_reported_with_its_cause(server, caplog):
+    conn = LoopbackConnection(server.port)
+    conn.on("error", lambda err: None)
+    conn.connect(timeout=5)
+    server.drop_after = 1
+    conn.send(CHUNK)
+    with pytest.raises(DisconnectedError) as info:
+        conn.wait(5)
+    assert str(info.value) == "the service closed the connection during the stream"
+    with pytest.raises(DisconnectedError) as sent:
+        conn.send(CHUNK)
+    assert str(sent.value) == (
+        "send() on a failed connection: the service closed the connection during the stream"
+    )
+    assert sent.value.__cause__ is info.value
+    failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.name for r in failed] == ["voxsync.connection"]
+    assert failed[0].getMessage() == (
+        f"{conn.name}: stream failed: the service closed the connection during the stream"
+    )
+
+
+def test_leaving_a_with_block_raises_the_failure_that_closed_it(server):
+    conn = LoopbackConnection(server.port)
+    conn.on("error", lambda err: None)
+    server.drop_after = 1
+    with pytest.raises(DisconnectedError, match="during the stream"), conn:
+        conn.send(CHUNK)
+        _wait_closed(conn)
+    with LoopbackConnection(server.port) as normal:
+        normal.close()  # closed normally inside the block: leaving it raises nothing
+    assert normal.state == "closed" and normal.error is None
+
+
+@pytest.mark.parametrize(
+    ("error", "raised", "message", "reason"),
+    [
+        (OSError("boom"), DisconnectedError, "receiving failed: OSError: boom", "transport"),
+        (
+            ConnectionError("link down"),
+            DisconnectedError,
+            "receiving failed: link down",
+            "transport",
+        ),
+        (
+            RemoteProtocolError("bad frame"),
+            RemoteProtocolError,
+            "bad frame",
+            "transport",
+        ),
+        (DisconnectedError("bye"), DisconnectedError, "bye", "server"),
+    ],
+    ids=["os-error", "connection-error", "protocol-error", "disconnected"],
+)
+def test_a_reader_failure_reaches_wait_typed_with_its_reason(error, raised, message, reason):
+    conn = _failing(error)
+    disconnects = _start_failing(conn)
+    with pytest.raises(raised) as info:
+        conn.wait(5)
+    assert str(info.value) == message
+    if raised is RemoteProtocolError or message == "bye":
+        assert info.value is error  # typed errors reach wait() as they are
+    else:
+        assert info.value.__cause__ is error
+    expected = {"transport": DisconnectReason.TRANSPORT_ERROR, "server": DisconnectReason.SERVER}
+    assert [d.reason for d in disconnects] == [expected[reason]]
+
+
+def test_a_failed_connect_leaves_a_clean_reusable_connection():
+    with LoopbackServer(token="right") as srv:
+        conn = LoopbackConnection(srv.port, token="wrong")
+        seen: List[Any] = []
+        conn.on("connect", seen.append)
+        conn.on("warning", seen.append)
+        with pytest.raises(voxsync.AuthenticationError):
+            conn.connect(timeout=5)
+        assert conn.state == "idle" and conn.error is None
+        # a warning while idle after the failure is not kept for the next stream
+        conn.report_warning(StreamWarning("stale", "from before"))
+        it = conn.events(timeout=5)
+        conn._token = "right"
+        conn.connect(timeout=5)
+        conn.close()
+        names = [getattr(ev, "event_name", None) for ev in it]
+    assert names == ["connect", "disconnect"]
+    assert [type(ev).__name__ for ev in seen] == ["Connected"]
+
+
+# ------------------------------------------------------------- disconnect()
+def test_disconnect_waits_for_the_last_results_and_returns_true(server):
+    conn = LoopbackConnection(server.port)
+    seen: List[Any] = []
+    conn.on("transcript", seen.append)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    assert conn.disconnect() is True
+    assert [ev.text for ev in seen] == ["chunk 1"] and conn.state == "closed"
+    assert conn.disconnect() is True  # nothing pending any more
+
+
+def test_disconnect_gives_up_after_its_own_bound():
+    with LoopbackServer(reply_eos=False) as srv:
+        conn = LoopbackConnection(srv.port, finish_timeout=30).connect(timeout=5)
+        start = time.monotonic()
+        assert conn.disconnect(timeout=0.3) is False
+        assert time.monotonic() - start < 1.5
+        assert conn.state == "closed"
+
+        conn = LoopbackConnection(srv.port, finish_timeout=30).connect(timeout=5)
+        conn.disconnect_timeout = 0.3
+        start = time.monotonic()
+        assert conn.disconnect() is False
+        assert time.monotonic() - start < 1.5
+
+
+def test_disconnect_from_a_handler_closes_without_waiting(server):
+    conn = LoopbackConnection(server.port)
+    results: List[bool] = []
+    conn.on("transcript", lambda ev: results.append(conn.disconnect()))
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    assert conn.wait(5) is True
+    assert results == [False]  # the stream was open: its results were given up
+
+
+def test_disconnect_of_a_failed_stream_returns_false(server):
+    conn = LoopbackConnection(server.port)
+    conn.on("error", lambda err: None)
+    conn.connect(timeout=5)
+    server.drop_after = 1
+    conn.send(CHUNK)
+    _wait_closed(conn)
+    assert conn.disconnect() is False
+    assert isinstance(conn.error, DisconnectedError)
+
+
+# ---------------------------------------------------------------- overflow
+def test_overflow_messages_say_what_to_do(server):
+    conn = LoopbackConnection(server.port, queue_size=1, overflow="raise").connect(timeout=5)
+    try:
+        conn.write_gate.clear()
+        conn.send(CHUNK)  # taken by the writer, held at the gate
+        time.sleep(0.1)
+        conn.send(CHUNK)
+        with pytest.raises(QueueFullError) as info:
+            conn.send(CHUNK)
+        assert str(info.value) == (
+            "send queue full (1 chunks): the service is not keeping up; send slower, raise "
+            "queue_size, or choose overflow='block' or 'drop_oldest'"
+        )
+    finally:
+        conn.close()
+
+
+def test_a_dropped_chunk_is_reported_with_its_size_and_count(server):
+    conn = LoopbackConnection(server.port, queue_size=1, overflow="drop_oldest")
+    warnings: List[StreamWarning] = []
+    conn.on("warning", warnings.append)
+    conn.connect(timeout=5)
+    conn.write_gate.clear()
+    conn.send(CHUNK)  # taken by the writer
+    time.sleep(0.1)
+    conn.send(CHUNK[:64])
+    conn.send(CHUNK)  # drops the 64-byte chunk
+    conn.write_gate.set()
+    conn.finish(timeout=5)
+    assert [(w.code, w.message, w.count) for w in warnings] == [
+        (
+            "audio_dropped",
+            "send queue full: dropped 64 bytes of the oldest audio (1 chunks dropped so far)",
+            1,
+        )
+    ]
+
+
+def test_drop_oldest_behind_only_commands_drops_nothing(server):
+    conn = LoopbackConnection(server.port, queue_size=1, overflow="drop_oldest")
+    warnings: List[Any] = []
+    conn.on("warning", warnings.append)
+    conn.connect(timeout=5)
+    try:
+        conn.write_gate.clear()
+        conn.send(CHUNK)  # taken by the writer, held at the gate
+        time.sleep(0.1)
+        replies: List[Any] = []
+        commander = threading.Thread(target=lambda: replies.append(conn.command("c")))
+        commander.start()
+        time.sleep(0.1)  # the queue holds the command only, and is full
+        conn.send(CHUNK)  # nothing to drop: queued after the command
+        conn.write_gate.set()
+        commander.join(5)
+        conn.finish(timeout=5)
+    finally:
+        conn.close()
+    assert replies == [{"type": "ack", "id": "c", "after": 1}]
+    assert warnings == [] and conn.metrics.chunks_dropped == 0
+    assert server.received_count() == 2
+
+
+# ----------------------------------------------------------------- events()
+def test_events_after_close_ends_at_once(server):
+    conn = LoopbackConnection(server.port).connect(timeout=5)
+    conn.close()
+    assert list(conn.events(timeout=2)) == []
+
+
+def test_events_timeout_is_its_own_bound(server):
+    conn = LoopbackConnection(server.port).connect(timeout=5)
+    try:
+        it = conn.events(timeout=0.2)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            while True:
+                next(it)
+        assert str(info.value) == "no event within 0.2 s"
+        assert time.monotonic() - start < 0.8
+    finally:
+        conn.close()
+
+
+def test_events_from_a_handler_is_refused(server):
+    conn = LoopbackConnection(server.port)
+    errors: List[BaseException] = []
+
+    def subscribe(ev: Any) -> None:
+        try:
+            conn.events()
+        except LocalProtocolError as exc:
+            errors.append(exc)
+
+    conn.on("connect", subscribe)
+    conn.connect(timeout=5)
+    conn.close()
+    assert [str(e) for e in errors] == ["events() from a handler would block the dispatcher"]
+
+
+def test_an_overflowing_events_iterator_says_what_to_do(server):
+    conn = LoopbackConnection(server.port).connect(timeout=5)
+    it = conn.events(timeout=5, maxsize=2)
+    for _ in range(4):
+        conn.send(CHUNK)
+    conn.finish(timeout=5)
+    with pytest.raises(QueueFullError) as info:
+        list(it)
+    assert str(info.value) == (
+        "events() iterator fell 2 events behind and was stopped; "
+        "consume events faster or use handlers"
+    )
+
+
+def test_events_buffers_ten_thousand_events_by_default(server):
+    conn = LoopbackConnection(server.port)
+    it = conn.events(timeout=5)
+    conn.connect(timeout=5)
+    for _ in range(9999):  # with "connect": exactly the default buffer
+        conn.report_warning(StreamWarning("w", "x"))
+    conn.finish(timeout=10)  # the end of stream's message is one more: it overflows
+    with pytest.raises(QueueFullError, match="fell 10000 events behind"):
+        list(it)
