@@ -69,6 +69,7 @@ MODULES: Dict[str, List[str]] = {
     "connection.py": [
         "tests/test_connection.py",
         "tests/test_connection_contract.py",
+        "tests/test_connection_details.py",
         "tests/test_guards.py",
     ],
     "cli.py": ["tests/test_cli.py"],

@@ -29,6 +29,7 @@ from voxsync.errors import (
 )
 from voxsync.events import Disconnected, DisconnectReason, StreamWarning
 from voxsync.format import AudioFormat
+from voxsync.request import Request
 
 CHUNK = b"\x01\x00" * 160  # 10 ms of 16 kHz mono s16le
 
@@ -421,14 +422,18 @@ def test_events_from_a_handler_is_refused(server):
     conn = LoopbackConnection(server.port)
     errors: List[BaseException] = []
 
+    ran = threading.Event()
+
     def subscribe(ev: Any) -> None:
         try:
             conn.events()
         except LocalProtocolError as exc:
             errors.append(exc)
+        ran.set()
 
     conn.on("connect", subscribe)
     conn.connect(timeout=5)
+    assert ran.wait(5)
     conn.close()
     assert [str(e) for e in errors] == ["events() from a handler would block the dispatcher"]
 
@@ -456,3 +461,108 @@ def test_events_buffers_ten_thousand_events_by_default(server):
     conn.finish(timeout=10)  # the end of stream's message is one more: it overflows
     with pytest.raises(QueueFullError, match="fell 10000 events behind"):
         list(it)
+
+
+# ----------------------------------------------------------- blocking send
+def test_a_blocked_send_gives_up_after_send_timeout_saying_what_to_do(server):
+    conn = LoopbackConnection(server.port, queue_size=1, send_timeout=0.3).connect(timeout=5)
+    try:
+        conn.write_gate.clear()
+        conn.send(CHUNK)  # taken by the writer, held at the gate
+        time.sleep(0.1)
+        conn.send(CHUNK)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            conn.send(CHUNK)
+        assert 0.25 < time.monotonic() - start < 2
+        assert str(info.value) == (
+            "send queue stayed full for 0.3 s: the service is not keeping up; pace the audio "
+            "to real time or raise queue_size"
+        )
+    finally:
+        conn.close()
+
+
+# ----------------------------------------------------------------- wait()
+def test_wait_in_the_wrong_place_says_why(server):
+    conn = LoopbackConnection(server.port)
+    with pytest.raises(LocalProtocolError) as info:
+        conn.wait(1)
+    assert str(info.value) == "wait() before connect(); connect first"
+    errors: List[str] = []
+
+    ran = threading.Event()
+
+    def waits(ev: Any) -> None:
+        try:
+            conn.wait(1)
+        except LocalProtocolError as exc:
+            errors.append(str(exc))
+        ran.set()
+
+    conn.on("connect", waits)
+    conn.connect(timeout=5)
+    assert ran.wait(5)
+    conn.close()
+    assert errors == ["wait() from a handler would block the dispatcher forever"]
+
+
+# -------------------------------------------------------------- commands
+class _Commands(LoopbackConnection):
+    """The loopback provider with a command the server's ack can refuse."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.offered: List[bool] = []
+
+    def refused(self, command_id: str) -> Any:
+        request = Request(
+            lambda msg: False,
+            error=lambda msg: (
+                RemoteProtocolError(f"{msg['id']} refused") if msg.get("id") == command_id else None
+            ),
+            what=command_id,
+        )
+        return self._request(command_id.encode(), request, 5)
+
+    def _offer_reply(self, message: Any) -> bool:
+        answered = super()._offer_reply(message)
+        self.offered.append(answered)
+        return answered
+
+
+def test_a_command_in_the_wrong_state_is_refused_with_what_to_do(server):
+    conn = LoopbackConnection(server.port)
+    with pytest.raises(LocalProtocolError) as info:
+        conn.command("early", timeout=1)
+    assert str(info.value) == (
+        "sending a command before the connection is open; call connect() first"
+    )
+    conn.connect(timeout=5)
+    conn.close()
+    with pytest.raises(DisconnectedError) as closed:
+        conn.command("late", timeout=1)
+    assert str(closed.value) == "the connection is closed"
+
+
+def test_an_error_reply_raises_after_its_events_reached_the_handlers(server):
+    conn = _Commands(server.port)
+    acks: List[Any] = []
+
+    def slow_ack(ev: Any) -> None:
+        time.sleep(0.2)
+        acks.append(ev.raw["id"])
+
+    conn.on("message", slow_ack)
+    conn.connect(timeout=5)
+    try:
+        with pytest.raises(RemoteProtocolError, match="bad refused"):
+            conn.refused("bad")
+        assert acks == ["bad"]
+        assert conn.command("good") == {"type": "ack", "id": "good", "after": 0}
+        # offer_reply tells the provider which messages answered a command
+        assert conn.offered == [True, True]
+        conn.finish(timeout=5)
+    finally:
+        conn.close()
+    assert conn.offered == [True, True]  # the end of stream answered no command
