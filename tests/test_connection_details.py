@@ -483,6 +483,22 @@ def test_a_blocked_send_gives_up_after_send_timeout_saying_what_to_do(server):
         conn.close()
 
 
+def test_a_blocked_send_ends_when_the_connection_closes(server):
+    conn = LoopbackConnection(server.port, queue_size=1, send_timeout=30).connect(timeout=5)
+    conn.write_gate.clear()
+    conn.send(CHUNK)
+    time.sleep(0.1)
+    conn.send(CHUNK)
+    closer = threading.Timer(0.2, conn.close)
+    closer.start()
+    start = time.monotonic()
+    with pytest.raises(LocalProtocolError) as info:
+        conn.send(CHUNK)
+    closer.join(5)
+    assert time.monotonic() - start < 3
+    assert str(info.value) == "send() on a closed connection; create a new connection"
+
+
 # ----------------------------------------------------------------- wait()
 def test_wait_in_the_wrong_place_says_why(server):
     conn = LoopbackConnection(server.port)
