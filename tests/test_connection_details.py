@@ -582,3 +582,85 @@ def test_an_error_reply_raises_after_its_events_reached_the_handlers(server):
     finally:
         conn.close()
     assert conn.offered == [True, True]  # the end of stream answered no command
+
+
+# ----------------------------------------------------------------- finish()
+class _FailsAtTheEnd(_FailingReader):
+    """The service fails the stream when it receives the end of stream."""
+
+    def _end_of_stream(self) -> None:
+        self.go.set()  # the reader fails instead of answering
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "reason"),
+    [
+        (
+            DisconnectedError("closed 1011 (overload)", code=1011, reason="overload"),
+            1011,
+            "overload",
+        ),
+        (RemoteProtocolError("garbled"), None, ""),
+    ],
+    ids=["close-code", "protocol-error"],
+)
+def test_finish_on_a_stream_failing_at_its_end_carries_the_close_details(error, code, reason):
+    conn = type("FailsAtTheEnd", (_FailsAtTheEnd,), {"error": error})()
+    conn.on("error", lambda err: None)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    with pytest.raises(DisconnectedError) as info:
+        conn.finish(timeout=5)
+    assert str(info.value) == f"the stream failed before it finished: {error}"
+    assert (info.value.code, info.value.reason) == (code, reason)
+    assert info.value.__cause__ is error
+
+
+def test_finish_in_the_wrong_state_says_what_to_do(server):
+    conn = LoopbackConnection(server.port)
+    with pytest.raises(LocalProtocolError) as info:
+        conn.finish(timeout=1)
+    assert str(info.value) == "finish() before the connection is open; call connect() first"
+    conn.connect(timeout=5)
+    conn.close()
+    with pytest.raises(LocalProtocolError) as info:
+        conn.finish(timeout=1)
+    assert str(info.value) == "finish() on a closed connection; create a new connection"
+
+
+def test_finish_without_an_answer_gives_up_saying_what_may_be_missing():
+    with LoopbackServer(reply_eos=False) as srv:
+        conn = LoopbackConnection(srv.port).connect(timeout=5)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            conn.finish(timeout=0.3)
+        assert time.monotonic() - start < 1.5
+        assert str(info.value) == (
+            "finish() gave up after 0.3 s waiting for the last results; the connection is "
+            "closed and the end of the transcript may be missing"
+        )
+
+
+def test_finish_behind_a_full_queue_keeps_its_bound(server):
+    conn = LoopbackConnection(server.port, queue_size=1).connect(timeout=5)
+    conn.write_gate.clear()  # the writer never takes the next chunk
+    conn.send(CHUNK)
+    time.sleep(0.1)
+    conn.send(CHUNK)  # the queue is full: the end of stream finds no room
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        conn.finish(timeout=0.3)
+    assert time.monotonic() - start < 1.5
+    assert conn.state == "closed"
+
+
+def test_finish_returns_soon_after_close_from_another_thread():
+    with LoopbackServer(reply_eos=False) as srv:
+        conn = LoopbackConnection(srv.port).connect(timeout=5)
+        closer = threading.Timer(0.2, conn.close)
+        closer.start()
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            conn.finish(timeout=10)
+        closer.join(5)
+        assert time.monotonic() - start < 3
