@@ -664,3 +664,171 @@ def test_finish_returns_soon_after_close_from_another_thread():
             conn.finish(timeout=10)
         closer.join(5)
         assert time.monotonic() - start < 3
+
+
+# ------------------------------------------------------------ construction
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"overflow": "lose"},
+            "overflow must be one of 'block', 'drop_oldest', 'raise', got 'lose'",
+        ),
+        ({"queue_size": 0}, "queue_size must be a positive int, got 0"),
+        ({"queue_size": 2.0}, "queue_size must be a positive int, got 2.0"),
+        ({"send_timeout": 0}, "send_timeout must be > 0 seconds, got 0"),
+        ({"finish_timeout": -1}, "finish_timeout must be > 0 seconds, got -1"),
+        ({"keepalive_interval": 0}, "keepalive_interval must be None or > 0 seconds"),
+        ({"input_format": "pcm"}, "input_format must be a voxsync.AudioFormat or None"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(options, message):
+    options.setdefault("input_format", AudioFormat())
+    with pytest.raises(ConfigurationError) as info:
+        Connection(**options)
+    assert str(info.value) == message
+
+
+def test_the_smallest_valid_options_are_taken():
+    conn = Connection(AudioFormat(), queue_size=1, send_timeout=0.001, keepalive_interval=0.001)
+    assert conn.state == "idle"
+
+
+def test_names_count_per_provider_and_can_be_chosen():
+    class Numbered(Connection):
+        provider = "numbered-test"
+
+    first, second = Numbered(AudioFormat()), Numbered(AudioFormat())
+    assert (first.name, second.name) == ("numbered-test-1", "numbered-test-2")
+    assert Numbered(AudioFormat(), name="mine").name == "mine"
+
+
+def test_connect_twice_says_to_create_a_new_connection(server):
+    conn = LoopbackConnection(server.port).connect(timeout=5)
+    try:
+        with pytest.raises(LocalProtocolError) as info:
+            conn.connect(timeout=5)
+        assert str(info.value) == (
+            "connect() needs an idle connection, this one is open; "
+            "create a new connection to stream again"
+        )
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------ registration
+def test_unknown_event_names_list_the_known_ones(server):
+    conn = LoopbackConnection(server.port)
+    with pytest.raises(ConfigurationError) as info:
+        conn.on("transcripts", print)
+    assert str(info.value) == (
+        "LoopbackConnection has no event 'transcripts'; known events: connect, disconnect, "
+        "error, message, reconnected, reconnecting, transcript, warning"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        conn.once(3, print)  # type: ignore[call-overload]
+    assert str(info.value) == "event name must be a string, got 3"
+
+
+def test_handlers_are_called_with_or_without_the_event(server):
+    conn = LoopbackConnection(server.port)
+    calls: List[Any] = []
+
+    def no_argument() -> None:
+        calls.append("none")
+
+    def keyword_only(*, ev: Any = None) -> None:
+        calls.append(("keyword", ev))
+
+    def star_args(*args: Any) -> None:
+        calls.append(("args", len(args)))
+
+    def positional(ev: Any, /) -> None:
+        calls.append(("positional", ev.text))
+
+    for handler in (no_argument, keyword_only, star_args, positional):
+        conn.on("transcript", handler)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert calls == ["none", ("keyword", None), ("args", 1), ("positional", "chunk 1")]
+
+
+def test_a_raising_handler_is_logged_with_its_event_and_reported(server, caplog):
+    conn = LoopbackConnection(server.port)
+    errors: List[BaseException] = []
+
+    def broken(ev: Any) -> None:
+        raise ValueError("bad handler")
+
+    def broken_error_handler(err: BaseException) -> None:
+        errors.append(err)
+        raise RuntimeError("bad error handler")
+
+    conn.on("transcript", broken)
+    conn.on("error", broken_error_handler)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert len(errors) == 1 and isinstance(errors[0].__cause__, ValueError)
+    records = [r for r in caplog.records if r.name == "voxsync.connection" and r.exc_info]
+    assert [r.getMessage() for r in records] == [
+        f"{conn.name}: handler {broken!r} for 'transcript' raised",
+        f"{conn.name}: the 'error' handler {broken_error_handler!r} raised",
+    ]
+
+
+def test_an_error_without_a_handler_is_logged_as_a_warning(server, caplog):
+    conn = LoopbackConnection(server.port).connect(timeout=5)
+    conn.report_error(ValueError("no one listens"))
+    conn.finish(timeout=5)
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warned] == [
+        f"{conn.name}: error with no 'error' handler: no one listens"
+    ]
+
+
+# ------------------------------------------------------------------ writer
+class _Pieces(LoopbackConnection):
+    """A service that takes at most ``max_chunk_seconds`` of audio per message."""
+
+    max_chunk_seconds = 0.005  # 80 frames, 160 bytes
+
+
+def test_the_writer_cuts_a_long_chunk_into_pieces_the_service_takes(server):
+    conn = _Pieces(server.port).connect(timeout=5)
+    conn.send(CHUNK + CHUNK[:100])  # 420 bytes: 160 + 160 + 100
+    conn.send(CHUNK[:160])  # exactly one piece: sent as it is
+    conn.finish(timeout=5)
+    assert [len(p) for p in server.received] == [160, 160, 100, 160]
+    assert b"".join(server.received) == CHUNK + CHUNK[:100] + CHUNK[:160]
+    assert conn.metrics.bytes_sent == 580 and conn.metrics.chunks_sent == 2
+
+
+def test_pieces_are_at_least_one_frame(server):
+    conn = type("Tiny", (LoopbackConnection,), {"max_chunk_seconds": 1e-9})(server.port)
+    conn.connect(timeout=5)
+    conn.send(b"\x01\x00\x02\x00\x03\x00")
+    conn.finish(timeout=5)
+    assert server.received == [b"\x01\x00", b"\x02\x00", b"\x03\x00"]
+
+
+class _Keepalive(LoopbackConnection):
+    def __init__(self, port: int, **options: Any) -> None:
+        super().__init__(port, **options)
+        self.beats: List[str] = []
+
+    def _keepalive(self) -> None:
+        self.beats.append(threading.current_thread().name)
+
+
+def test_keepalive_runs_on_the_writer_after_each_idle_interval(server):
+    conn = _Keepalive(server.port, keepalive_interval=0.1).connect(timeout=5)
+    time.sleep(0.55)
+    conn.close()
+    assert 2 <= len(conn.beats) <= 6
+    assert set(conn.beats) == {f"voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-writer"}
+    idle = _Keepalive(server.port).connect(timeout=5)  # no interval: never
+    time.sleep(0.3)
+    idle.close()
+    assert idle.beats == []
