@@ -7,6 +7,7 @@ the loopback server cannot make.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
@@ -832,3 +833,22 @@ def test_keepalive_runs_on_the_writer_after_each_idle_interval(server):
     time.sleep(0.3)
     idle.close()
     assert idle.beats == []
+
+
+def test_a_builtin_without_a_signature_gets_the_event(server):
+    conn = LoopbackConnection(server.port)
+    seen: collections.deque = collections.deque()  # deque.append has no signature
+    conn.on("transcript", seen.append)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert [ev.text for ev in seen] == ["chunk 1"]
+
+
+def test_finish_waits_its_whole_bound_for_a_slow_answer():
+    with LoopbackServer(reply_delay=0.6) as srv:  # the end of stream is answered in ~1.2 s
+        conn = LoopbackConnection(srv.port).connect(timeout=5)
+        messages: List[Any] = []
+        conn.on("message", messages.append)
+        conn.finish(timeout=2.0)
+        assert [m.raw for m in messages] == [{"type": "custom", "note": "tail"}]
