@@ -12,7 +12,7 @@ import functools
 import logging
 import threading
 import time
-from typing import Any, ClassVar, List
+from typing import Any, ClassVar, List, Optional
 
 import pytest
 from loopback import LoopbackConnection, LoopbackServer
@@ -46,15 +46,15 @@ class _FailingReader(Connection):
 
     provider: ClassVar[str] = "failing"
     _uses_reader_thread: ClassVar[bool] = True
-    error: ClassVar[BaseException] = OSError("boom")
+    error: ClassVar[Optional[BaseException]] = OSError("boom")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(AudioFormat(), **options)
         self.go = threading.Event()
 
     def _read_loop(self) -> None:
-        if not self.go.wait(5):
-            return
+        if not self.go.wait(5) or type(self).error is None:
+            return  # the service closed the socket
         raise type(self).error
 
     def _write_chunk(self, chunk: bytes) -> None:
@@ -852,3 +852,120 @@ def test_finish_waits_its_whole_bound_for_a_slow_answer():
         conn.on("message", messages.append)
         conn.finish(timeout=2.0)
         assert [m.raw for m in messages] == [{"type": "custom", "note": "tail"}]
+
+
+def test_a_socket_closed_before_the_end_marker_fails_finish():
+    conn = type("ClosesAtTheEnd", (_FailsAtTheEnd,), {"error": None})()
+    disconnects: List[Disconnected] = []
+    conn.on("disconnect", disconnects.append)
+    conn.on("error", lambda err: None)
+    conn.connect(timeout=5)
+    with pytest.raises(DisconnectedError) as info:
+        conn.finish(timeout=5)
+    assert str(info.value) == (
+        "the stream failed before it finished: "
+        "the service closed the connection before the end of the stream"
+    )
+    assert [d.reason for d in disconnects] == [DisconnectReason.SERVER]
+
+
+def test_a_socket_closed_after_the_end_marker_is_a_normal_end(server):
+    conn = LoopbackConnection(server.port)
+    disconnects: List[Disconnected] = []
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert [(d.reason, d.error) for d in disconnects] == [(DisconnectReason.CLIENT, None)]
+
+
+# -------------------------------------------------------- connect and close
+def test_the_connect_event_names_the_provider_and_comes_first(server):
+    class Greeting(LoopbackConnection):
+        def _open(self, timeout: float) -> None:
+            super()._open(timeout)
+            self._deliver(StreamWarning("early", "delivered while connecting"))
+
+    conn = Greeting(server.port)
+    it = conn.events(timeout=5)
+    before = time.time()
+    conn.connect(timeout=5)
+    assert conn.metrics.connected_at is not None and conn.metrics.connected_at >= before
+    conn.finish(timeout=5)
+    events = list(it)
+    assert [ev.event_name for ev in events] == ["connect", "warning", "message", "disconnect"]
+    assert events[0].provider == "loopback" and events[1].code == "early"
+
+
+class _SlowOpen(Connection):
+    provider: ClassVar[str] = "slowopen"
+
+    def __init__(self) -> None:
+        super().__init__(AudioFormat())
+        self.released = threading.Event()
+
+    def _open(self, timeout: float) -> None:
+        self.released.wait(timeout)
+
+    def _close_transport(self) -> None:
+        self.released.set()
+
+
+def test_close_while_connecting_makes_connect_raise():
+    conn = _SlowOpen()
+    closer = threading.Timer(0.2, conn.close)
+    closer.start()
+    with pytest.raises(DisconnectedError) as info:
+        conn.connect(timeout=5)
+    closer.join(5)
+    assert str(info.value) == "the connection was closed while connecting"
+    assert conn.state == "closed"
+
+
+def test_close_counts_what_it_discards_and_says_so_in_the_disconnect_event(server):
+    conn = LoopbackConnection(server.port)
+    disconnects: List[Disconnected] = []
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    conn.write_gate.clear()
+    for _ in range(3):  # one held by the writer, two queued
+        conn.send(CHUNK)
+    time.sleep(0.1)
+    conn.close()
+    assert conn.metrics.chunks_discarded == 2
+    assert [(d.reason, d.error) for d in disconnects] == [(DisconnectReason.CLIENT, None)]
+    assert conn.metrics.snapshot()["chunks_discarded"] == 2
+
+
+def test_a_pending_command_fails_with_the_failure_that_ended_the_stream():
+    with LoopbackServer(ack=False, drop_after=1) as srv:
+        conn = LoopbackConnection(srv.port)
+        conn.on("error", lambda err: None)
+        conn.connect(timeout=5)
+        threading.Timer(0.2, conn.send, args=(CHUNK,)).start()  # the server then drops
+        with pytest.raises(DisconnectedError) as info:
+            conn.command("pending", timeout=10)
+        assert str(info.value) == (
+            "the connection failed: the service closed the connection during the stream"
+        )
+        conn.close()
+
+
+def test_an_event_from_a_handler_into_a_full_queue_is_logged_as_lost(server, caplog):
+    conn = LoopbackConnection(server.port, event_queue_size=1)
+    warnings: List[Any] = []
+    conn.on("warning", warnings.append)
+    ran = threading.Event()
+
+    def flood(ev: Any) -> None:
+        for n in range(3):
+            conn.report_warning(StreamWarning("flood", str(n)))
+        ran.set()
+
+    conn.on("connect", flood)
+    conn.connect(timeout=5)
+    assert ran.wait(5)
+    conn.finish(timeout=5)
+    assert [w.message for w in warnings] == ["0"]
+    lost = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert lost == [f"{conn.name}: event queue full inside a handler; warning lost"] * 2
