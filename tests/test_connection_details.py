@@ -8,6 +8,7 @@ the loopback server cannot make.
 from __future__ import annotations
 
 import collections
+import enum
 import functools
 import logging
 import threading
@@ -969,3 +970,61 @@ def test_an_event_from_a_handler_into_a_full_queue_is_logged_as_lost(server, cap
     assert [w.message for w in warnings] == ["0"]
     lost = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert lost == [f"{conn.name}: event queue full inside a handler; warning lost"] * 2
+
+
+def test_every_raising_handler_is_reported_for_its_own_event(server, caplog):
+    conn = LoopbackConnection(server.port)
+    errors: List[Any] = []
+
+    def first(ev: Any) -> None:
+        raise ValueError("first")
+
+    def second(ev: Any) -> None:
+        raise KeyError("second")
+
+    conn.on("transcript", first)
+    conn.on("transcript", second)
+    conn.on("error", errors.append)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert [(e.event, e.handler, type(e.__cause__)) for e in errors] == [
+        ("transcript", first, ValueError),
+        ("transcript", second, KeyError),
+    ]
+    logged = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert logged == [
+        f"{conn.name}: handler {first!r} for 'transcript' raised",
+        f"{conn.name}: handler {second!r} for 'transcript' raised",
+    ]
+
+
+def test_registration_forms_keep_or_replace_as_asked(server):
+    conn = LoopbackConnection(server.port)
+    conn.on("transcript", lambda ev: None)
+    conn.on("transcript", lambda ev: None)  # same qualified name, no replace: both kept
+    assert len(conn.listeners("transcript")) == 2
+
+    @conn.on("error", replace=True)
+    def report(err: Any) -> None:
+        pass
+
+    @conn.on("error", replace=True)  # type: ignore[no-redef]
+    def report(err: Any) -> None:
+        pass
+
+    assert conn.listeners("error") == [report]
+
+
+def test_an_enum_whose_value_is_the_event_name_works(server):
+    class Name(enum.Enum):
+        TRANSCRIPT = "transcript"
+
+    conn = LoopbackConnection(server.port)
+    seen: List[Any] = []
+    conn.on(Name.TRANSCRIPT, seen.append)
+    assert conn.listeners(Name.TRANSCRIPT) == [seen.append]
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert [ev.text for ev in seen] == ["chunk 1"]
