@@ -1028,3 +1028,12 @@ def test_an_enum_whose_value_is_the_event_name_works(server):
     conn.send(CHUNK)
     conn.finish(timeout=5)
     assert [ev.text for ev in seen] == ["chunk 1"]
+
+
+def test_last_chunk_is_the_audio_last_sent(server):
+    conn = LoopbackConnection(server.port).connect(timeout=5)
+    assert conn.last_chunk == b""
+    conn.send(CHUNK)
+    conn.send(bytearray(CHUNK[:4]))
+    assert conn.last_chunk == CHUNK[:4] and type(conn.last_chunk) is bytes
+    conn.finish(timeout=5)
