@@ -1037,3 +1037,27 @@ def test_last_chunk_is_the_audio_last_sent(server):
     conn.send(bytearray(CHUNK[:4]))
     assert conn.last_chunk == CHUNK[:4] and type(conn.last_chunk) is bytes
     conn.finish(timeout=5)
+
+
+class _ServiceEnds(_FailingReader):
+    """The service sends its end-of-stream marker on its own, then its socket ends."""
+
+    def _read_loop(self) -> None:
+        if self.go.wait(5):
+            self._stream_ended()
+            if type(self).error is not None:
+                raise type(self).error
+
+
+@pytest.mark.parametrize(
+    "error", [None, OSError("reset after the end")], ids=["closed", "transport-error"]
+)
+def test_a_stream_the_service_ended_is_a_normal_server_disconnect(error):
+    conn = type("Ends", (_ServiceEnds,), {"error": error})()
+    disconnects: List[Disconnected] = []
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    conn.go.set()
+    assert conn.wait(5) is True
+    assert conn.error is None
+    assert [(d.reason, d.error) for d in disconnects] == [(DisconnectReason.SERVER, None)]
