@@ -43,27 +43,27 @@ def server():
 
 
 class _FailingReader(Connection):
-    """A provider whose reader fails with ``error`` (the transport seam)."""
+    """A provider whose reader fails with ``failure`` (the transport seam)."""
 
     provider: ClassVar[str] = "failing"
     _uses_reader_thread: ClassVar[bool] = True
-    error: ClassVar[Optional[BaseException]] = OSError("boom")
+    failure: ClassVar[Optional[BaseException]] = OSError("boom")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(AudioFormat(), **options)
         self.go = threading.Event()
 
     def _read_loop(self) -> None:
-        if not self.go.wait(5) or type(self).error is None:
+        if not self.go.wait(5) or type(self).failure is None:
             return  # the service closed the socket
-        raise type(self).error
+        raise type(self).failure
 
     def _write_chunk(self, chunk: bytes) -> None:
         pass
 
 
 def _failing(error: BaseException) -> Connection:
-    cls = type("Failing", (_FailingReader,), {"error": error})
+    cls = type("Failing", (_FailingReader,), {"failure": error})
     return cls()  # type: ignore[no-any-return]
 
 
@@ -607,7 +607,7 @@ class _FailsAtTheEnd(_FailingReader):
     ids=["close-code", "protocol-error"],
 )
 def test_finish_on_a_stream_failing_at_its_end_carries_the_close_details(error, code, reason):
-    conn = type("FailsAtTheEnd", (_FailsAtTheEnd,), {"error": error})()
+    conn = type("FailsAtTheEnd", (_FailsAtTheEnd,), {"failure": error})()
     conn.on("error", lambda err: None)
     conn.connect(timeout=5)
     conn.send(CHUNK)
@@ -856,7 +856,7 @@ def test_finish_waits_its_whole_bound_for_a_slow_answer():
 
 
 def test_a_socket_closed_before_the_end_marker_fails_finish():
-    conn = type("ClosesAtTheEnd", (_FailsAtTheEnd,), {"error": None})()
+    conn = type("ClosesAtTheEnd", (_FailsAtTheEnd,), {"failure": None})()
     disconnects: List[Disconnected] = []
     conn.on("disconnect", disconnects.append)
     conn.on("error", lambda err: None)
@@ -1045,15 +1045,15 @@ class _ServiceEnds(_FailingReader):
     def _read_loop(self) -> None:
         if self.go.wait(5):
             self._stream_ended()
-            if type(self).error is not None:
-                raise type(self).error
+            if type(self).failure is not None:
+                raise type(self).failure
 
 
 @pytest.mark.parametrize(
     "error", [None, OSError("reset after the end")], ids=["closed", "transport-error"]
 )
 def test_a_stream_the_service_ended_is_a_normal_server_disconnect(error):
-    conn = type("Ends", (_ServiceEnds,), {"error": error})()
+    conn = type("Ends", (_ServiceEnds,), {"failure": error})()
     disconnects: List[Disconnected] = []
     conn.on("disconnect", disconnects.append)
     conn.connect(timeout=5)
