@@ -61,6 +61,9 @@ class _FailingReader(Connection):
     def _write_chunk(self, chunk: bytes) -> None:
         pass
 
+    def _close_transport(self) -> None:
+        self.go.set()  # the reader returns (its failure, if any, is ignored while closing)
+
 
 def _failing(error: BaseException) -> Connection:
     cls = type("Failing", (_FailingReader,), {"failure": error})
@@ -1061,3 +1064,29 @@ def test_a_stream_the_service_ended_is_a_normal_server_disconnect(error):
     assert conn.wait(5) is True
     assert conn.error is None
     assert [(d.reason, d.error) for d in disconnects] == [(DisconnectReason.SERVER, None)]
+
+
+def test_a_closed_events_iterator_ends_while_events_go_on(server):
+    conn = LoopbackConnection(server.port)
+    with conn.events(timeout=5) as it:
+        conn.connect(timeout=5)
+        assert next(it).event_name == "connect"
+    with pytest.raises(StopIteration):
+        next(it)  # left the with block: no more events, no wait
+    other = conn.events(timeout=5)
+    other.close()
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert list(it) == [] and list(other) == []
+
+
+def test_a_provider_without_control_frames_fails_the_stream_naming_itself():
+    conn = type("Silent", (_FailingReader,), {"failure": None})()
+    conn.on("error", lambda err: None)
+    conn.connect(timeout=5)
+    conn._send_control(b"command")  # a provider service; this provider has no commands
+    with pytest.raises(DisconnectedError) as info:
+        conn.wait(5)
+    assert str(info.value) == (
+        "sending failed: NotImplementedError: Silent does not send control frames"
+    )
