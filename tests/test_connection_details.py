@@ -8,6 +8,7 @@ the loopback server cannot make.
 from __future__ import annotations
 
 import collections
+import contextvars
 import enum
 import functools
 import logging
@@ -285,9 +286,9 @@ def test_a_failed_connect_leaves_a_clean_reusable_connection():
         it = conn.events(timeout=5)
         conn._token = "right"
         conn.connect(timeout=5)
-        conn.close()
+        conn.finish(timeout=5)
         names = [getattr(ev, "event_name", None) for ev in it]
-    assert names == ["connect", "disconnect"]
+    assert names == ["connect", "message", "disconnect"]
     assert [type(ev).__name__ for ev in seen] == ["Connected"]
 
 
@@ -1090,3 +1091,141 @@ def test_a_provider_without_control_frames_fails_the_stream_naming_itself():
     assert str(info.value) == (
         "sending failed: NotImplementedError: Silent does not send control frames"
     )
+
+
+# ------------------------------------------------------------ the threads
+_REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+def test_handlers_see_the_context_of_the_thread_that_connected(server):
+    conn = LoopbackConnection(server.port)
+    seen: List[str] = []
+    conn.on("transcript", lambda ev: seen.append(_REQUEST_ID.get()))
+    token = _REQUEST_ID.set("req-42")
+    try:
+        conn.connect(timeout=5)
+    finally:
+        _REQUEST_ID.reset(token)
+    daemons = [t.daemon for t in threading.enumerate() if t.name.startswith("voxsync-loopback")]
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    assert seen == ["req-42"]
+    assert daemons and all(daemons)
+
+
+def test_close_waits_about_two_seconds_for_a_slow_handler_and_says_so(server, caplog):
+    conn = LoopbackConnection(server.port)
+    running = threading.Event()
+
+    def slow(ev: Any) -> None:
+        running.set()
+        time.sleep(2.6)
+
+    conn.on("transcript", slow)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    assert running.wait(5)
+    start = time.monotonic()
+    conn.close()
+    took = time.monotonic() - start
+    assert 1.5 < took < 2.5
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"{conn.name}: thread voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-dispatch "
+        "did not end within 2.0 s"
+    ]
+
+
+def test_a_raising_handler_without_an_error_handler_is_logged_once(server, caplog):
+    conn = LoopbackConnection(server.port)
+
+    def broken(ev: Any) -> None:
+        raise ValueError("broken")
+
+    conn.on("transcript", broken)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    conn.finish(timeout=5)
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in logged] == [
+        f"{conn.name}: handler {broken!r} for 'transcript' raised"
+    ]
+
+
+def test_close_with_a_blocked_receiver_is_prompt(server):
+    conn = LoopbackConnection(server.port, event_queue_size=1)
+    conn.on("transcript", lambda ev: time.sleep(0.3))
+    conn.connect(timeout=5)
+    for _ in range(6):
+        conn.send(CHUNK)
+    assert server.wait_received(6)
+    time.sleep(0.2)  # the reader waits for room in the event queue
+    start = time.monotonic()
+    conn.close()
+    assert time.monotonic() - start < 1.5
+
+
+def test_events_after_close_reach_no_handler(server):
+    conn = LoopbackConnection(server.port)
+    warnings: List[Any] = []
+    conn.on("warning", warnings.append)
+    conn.connect(timeout=5)
+    conn.close()
+    conn.report_warning(StreamWarning("late", "after close"))
+    time.sleep(0.1)
+    assert warnings == []
+
+
+def test_a_transport_that_fails_to_close_still_closes_the_connection(server):
+    class Sticky(LoopbackConnection):
+        def _close_transport(self) -> None:
+            super()._close_transport()
+            raise OSError("close failed")
+
+    conn = Sticky(server.port)
+    disconnects: List[Disconnected] = []
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    conn.close()
+    assert conn.state == "closed"
+    assert [d.reason for d in disconnects] == [DisconnectReason.CLIENT]
+
+
+def test_a_failed_connection_reports_its_error_in_the_disconnect_event(server):
+    conn = LoopbackConnection(server.port)
+    disconnects: List[Disconnected] = []
+    conn.on("disconnect", disconnects.append)
+    conn.on("error", lambda err: None)
+    conn.connect(timeout=5)
+    server.drop_after = 1
+    conn.send(CHUNK)
+    with pytest.raises(DisconnectedError) as info:
+        conn.wait(5)
+    assert [(d.reason, d.error) for d in disconnects] == [(DisconnectReason.SERVER, info.value)]
+
+
+def test_a_reconnected_connection_waits_again():
+    with LoopbackServer(token="right") as srv:
+        conn = LoopbackConnection(srv.port, token="wrong")
+        with pytest.raises(voxsync.AuthenticationError):
+            conn.connect(timeout=5)
+        conn._token = "right"
+        conn.connect(timeout=5)
+        try:
+            assert conn.wait(0.3) is False  # open: the failed attempt left nothing set
+        finally:
+            conn.close()
+
+
+def test_the_default_queue_holds_256_chunks(server):
+    conn = LoopbackConnection(server.port, overflow="raise").connect(timeout=5)
+    try:
+        conn.write_gate.clear()
+        conn.send(CHUNK)  # taken by the writer
+        time.sleep(0.1)
+        for _ in range(256):
+            conn.send(CHUNK)
+        with pytest.raises(QueueFullError, match=r"send queue full \(256 chunks\)"):
+            conn.send(CHUNK)
+    finally:
+        conn.close()
+    assert conn.metrics.chunks_discarded == 256
