@@ -1229,3 +1229,17 @@ def test_the_default_queue_holds_256_chunks(server):
     finally:
         conn.close()
     assert conn.metrics.chunks_discarded == 256
+
+
+def test_a_late_reply_answers_no_command():
+    with LoopbackServer(reply_delay=0.3) as srv:
+        conn = _Commands(srv.port)
+        conn.connect(timeout=5)
+        try:
+            with pytest.raises(TimeoutError, match="late"):
+                conn.command("late", timeout=0.1)
+            assert conn.command("next", timeout=5) == {"type": "ack", "id": "next", "after": 0}
+            # the late ack came while "next" was pending: it answered nothing
+            assert conn.offered == [False, True]
+        finally:
+            conn.close()
