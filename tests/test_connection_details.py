@@ -1245,3 +1245,53 @@ def test_a_late_reply_answers_no_command():
             assert conn.offered == [False, True]
         finally:
             conn.close()
+
+
+def test_close_while_a_command_waits_for_its_handlers_still_ends_cleanly(server):
+    conn = LoopbackConnection(server.port)
+    disconnects: List[Disconnected] = []
+    conn.on("transcript", lambda ev: time.sleep(0.5))  # the dispatcher is busy
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    conn.send(CHUNK)
+    closer = threading.Timer(0.3, conn.close)
+    closer.start()
+    reply = conn.command("during-close", timeout=5)  # its ack's event is still queued
+    closer.join(5)
+    assert reply["id"] == "during-close"
+    assert conn.wait(5) is True
+    assert [(d.reason, d.events_discarded) for d in disconnects] == [(DisconnectReason.CLIENT, 1)]
+
+
+def test_the_debug_log_tells_what_happened(server, caplog):
+    caplog.set_level(logging.DEBUG, logger="voxsync.connection")
+
+    class Sticky(LoopbackConnection):
+        def _close_transport(self) -> None:
+            super()._close_transport()
+            raise OSError("close failed")
+
+    refused = Sticky(server.port, token="wrong")
+    with pytest.raises(voxsync.AuthenticationError):
+        refused.connect(timeout=5)
+    ended = type("Ends", (_ServiceEnds,), {"failure": OSError("reset")})()
+    ended.connect(timeout=5)
+    ended.go.set()
+    ended.wait(5)
+    slow = LoopbackConnection(server.port)
+    slow.on("transcript", lambda ev: time.sleep(0.3))
+    slow.connect(timeout=5)
+    slow.write_gate.clear()
+    for _ in range(3):
+        slow.send(CHUNK)  # one held by the writer, two queued
+    time.sleep(0.1)
+    slow.write_gate.set()
+    time.sleep(0.1)
+    slow.close()
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    for expected in (
+        f"{refused.name}: closing the transport after a failed connect raised",
+        f"{ended.name}: transport error after the end of stream: reset",
+        f"{slow.name}: 2 events not dispatched (closed)",
+    ):
+        assert expected in messages
