@@ -1291,10 +1291,24 @@ def test_the_debug_log_tells_what_happened(server, caplog):
     slow.write_gate.set()
     time.sleep(0.1)
     slow.close()
+    slow.report_warning(StreamWarning("late", "after close"))
+    sticky = Sticky(server.port, token="good").connect(timeout=5)
+    sticky.write_gate.clear()
+    for _ in range(3):
+        sticky.send(CHUNK)  # one held by the writer, two queued
+    time.sleep(0.1)
+    sticky.close()
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     for expected in (
         f"{refused.name}: closing the transport after a failed connect raised",
         f"{ended.name}: transport error after the end of stream: reset",
+        f"{slow.name}: connected",
         f"{slow.name}: 2 events not dispatched (closed)",
+        f"{slow.name}: closed (client disconnect)",
+        f"{slow.name}: warning arrived after close; not dispatched",
+        f"{sticky.name}: 2 queued chunks discarded by close()",
+        f"{sticky.name}: closing the transport raised",
     ):
         assert expected in messages
+    traced = [r for r in caplog.records if "closing the transport" in r.getMessage()]
+    assert len(traced) == 2 and all(r.exc_info for r in traced)  # with the traceback
