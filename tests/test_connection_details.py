@@ -1312,3 +1312,19 @@ def test_the_debug_log_tells_what_happened(server, caplog):
         assert expected in messages
     traced = [r for r in caplog.records if "closing the transport" in r.getMessage()]
     assert len(traced) == 2 and all(r.exc_info for r in traced)  # with the traceback
+
+
+def test_slow_handlers_hold_up_receiving_but_lose_no_event(server):
+    conn = LoopbackConnection(server.port, event_queue_size=1)
+    texts: List[str] = []
+
+    def slow(ev: Any) -> None:
+        time.sleep(0.05)
+        texts.append(ev.text)
+
+    conn.on("transcript", slow)
+    conn.connect(timeout=5)
+    for _ in range(8):
+        conn.send(CHUNK)
+    conn.finish(timeout=10)
+    assert texts == [f"chunk {n}" for n in range(1, 9)]
