@@ -1328,3 +1328,11 @@ def test_slow_handlers_hold_up_receiving_but_lose_no_event(server):
         conn.send(CHUNK)
     conn.finish(timeout=10)
     assert texts == [f"chunk {n}" for n in range(1, 9)]
+
+
+def test_keepalive_goes_on_while_finish_waits_for_the_last_results():
+    with LoopbackServer(reply_delay=0.4) as srv:  # the end of stream is answered in ~0.8 s
+        conn = _Keepalive(srv.port, keepalive_interval=0.1).connect(timeout=5)
+        conn.beats.clear()
+        conn.finish(timeout=5)
+        assert len(conn.beats) >= 3
