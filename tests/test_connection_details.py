@@ -1336,3 +1336,17 @@ def test_keepalive_goes_on_while_finish_waits_for_the_last_results():
         conn.beats.clear()
         conn.finish(timeout=5)
         assert len(conn.beats) >= 3
+
+
+def test_a_raising_close_callback_is_logged_naming_it(server, caplog):
+    conn = LoopbackConnection(server.port)
+
+    def broken() -> None:
+        raise RuntimeError("cleanup failed")
+
+    conn.add_close_callback(broken)
+    conn.connect(timeout=5)
+    conn.close()
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in logged] == [f"{conn.name}: close callback {broken!r} raised"]
+    assert logged[0].exc_info is not None and logged[0].exc_info[0] is RuntimeError
