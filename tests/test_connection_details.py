@@ -1350,3 +1350,14 @@ def test_a_raising_close_callback_is_logged_naming_it(server, caplog):
     logged = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in logged] == [f"{conn.name}: close callback {broken!r} raised"]
     assert logged[0].exc_info is not None and logged[0].exc_info[0] is RuntimeError
+
+
+def test_a_pending_command_fails_saying_the_connection_was_closed():
+    with LoopbackServer(ack=False) as srv:
+        conn = LoopbackConnection(srv.port).connect(timeout=5)
+        closer = threading.Timer(0.2, conn.close)
+        closer.start()
+        with pytest.raises(DisconnectedError) as info:
+            conn.command("unanswered", timeout=10)
+        closer.join(5)
+        assert str(info.value) == "the connection was closed"
