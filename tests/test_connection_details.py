@@ -1202,7 +1202,9 @@ def test_a_failed_connection_reports_its_error_in_the_disconnect_event(server):
     conn.send(CHUNK)
     with pytest.raises(DisconnectedError) as info:
         conn.wait(5)
-    assert [(d.reason, d.error) for d in disconnects] == [(DisconnectReason.SERVER, info.value)]
+    assert [(d.reason, d.error, d.events_discarded) for d in disconnects] == [
+        (DisconnectReason.SERVER, info.value, 0)
+    ]
 
 
 def test_a_reconnected_connection_waits_again():
