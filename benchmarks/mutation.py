@@ -40,6 +40,7 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_audio_format.py",
         "tests/test_audio_convert.py",
         "tests/test_connection.py",
+        "tests/test_format_details.py",
     ],
     "audio/g711.py": ["tests/test_audio_convert.py"],
     "audio/convert.py": ["tests/test_audio_convert.py", "tests/test_guards.py"],
@@ -65,7 +66,12 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_palabra_realtime_codec.py",
         "tests/test_codec_properties.py",
     ],
-    "connection.py": ["tests/test_connection.py", "tests/test_guards.py"],
+    "connection.py": [
+        "tests/test_connection.py",
+        "tests/test_connection_contract.py",
+        "tests/test_connection_details.py",
+        "tests/test_guards.py",
+    ],
     "cli.py": ["tests/test_cli.py"],
 }
 

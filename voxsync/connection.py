@@ -858,7 +858,6 @@ class Connection:
         while True:
             try:
                 self._send_q.put(data, timeout=_POLL)
-                return
             except queue.Full:
                 if self._state is not State.OPEN:
                     self._raise_not_open("send()")
@@ -867,6 +866,10 @@ class Connection:
                         f"send queue stayed full for {self._send_timeout} s: the service is not "
                         "keeping up; pace the audio to real time or raise queue_size"
                     ) from None
+                continue
+            if self._closing:  # room made by close() emptying the queue: never sent
+                self._raise_not_open("send()")
+            return
 
     def _drop_oldest_audio(self) -> Optional[bytes]:
         """Remove the oldest queued audio chunk (control frames stay); None behind a sentinel."""
