@@ -1132,7 +1132,7 @@ def test_close_waits_about_two_seconds_for_a_slow_handler_and_says_so(server, ca
     took = time.monotonic() - start
     assert 1.5 < took < 2.5
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        f"{conn.name}: thread voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-dispatch "
+        f"{conn.name}: voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-dispatch "
         "did not end within 2.0 s"
     ]
 
