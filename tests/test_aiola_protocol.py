@@ -217,7 +217,7 @@ def test_decoded_translation_languages_id_and_payload() -> None:
         index=3,
     )
     assert isinstance(tr, Translation)
-    assert (tr.source_language, tr.target_language, tr.id) == ("de", "es", "3")
+    assert (tr.text, tr.source_language, tr.target_language, tr.id) == ("hola", "de", "es", "3")
     assert tr.raw == payload
     # no source language configured for the task: the stream's language
     tr = decode_event("translation", payload, language="en", translation={"dst_lang_code": "es"})
@@ -278,7 +278,9 @@ def test_refusal_errors_say_what_to_do_and_keep_the_payload() -> None:
     assert "expired" in str(auth) and "check the access token / API key" in str(auth)
     no_code = refusal_error({}, "refused", base_url=base)
     assert isinstance(no_code, AiolaAuthenticationError) and no_code.code is None
-    assert "connection refused" in str(no_code)  # no message from the service
+    assert str(no_code) == (  # no message from the service
+        "aiOla refused the stream: connection refused; check the access token / API key"
+    )
     # an older server puts the code next to the message
     flat = refusal_error(
         {"message": "busy", "code": "MAX_CONCURRENCY_REACHED"}, "refused", base_url=base
