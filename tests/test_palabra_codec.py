@@ -296,7 +296,7 @@ def test_build_task_voice_for_every_target_and_message_types() -> None:
     ("source", "targets", "words"),
     [
         ("", "es", "source must be a language code such as 'en' (or 'auto')"),
-        (None, "es", "source must be a language code"),
+        (None, "es", "source must be a language code such as 'en' (or 'auto')"),
         ("en", {"es": 3}, "targets['es'] must be a dict of overrides (or {}), got 3"),
         ("en", 5, "targets must be a language code, a list of codes or a dict of overrides"),
         ("en", [], "targets must name at least one language code such as 'es'"),
@@ -305,7 +305,7 @@ def test_build_task_voice_for_every_target_and_message_types() -> None:
 def test_build_task_errors_say_what_to_give(source: object, targets: object, words: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         build_task(source, targets)  # type: ignore[arg-type]
-    assert words in str(info.value)
+    assert str(info.value) == words
 
 
 def test_task_input_format_defaults_and_channels() -> None:
@@ -319,10 +319,15 @@ def test_task_input_format_errors_say_what_to_do() -> None:
     for task in ({}, {"input_stream": {"source": {"sample_rate": "fast"}}}):
         with pytest.raises(ConfigurationError) as info:
             codec.task_input_format(task)
-        assert "no usable input_stream.source; build it with build_task()" in str(info.value)
+        assert str(info.value) == (
+            "the task has no usable input_stream.source; build it with build_task()"
+        )
     with pytest.raises(ConfigurationError) as info:
         codec.task_input_format(build_task("en", "es", input_format="opus"))
-    assert "set input_stream.source.format to 'pcm_s16le'" in str(info.value)
+    assert str(info.value) == (
+        "input format 'opus': voxsync streams raw pcm_s16le; "
+        "set input_stream.source.format to 'pcm_s16le'"
+    )
 
 
 def test_interrupt_frame_bytes() -> None:
