@@ -562,6 +562,7 @@ def test_tts_settings_details() -> None:
         "sample_rate must be an int from 8000 to 48000 Hz, got 24000.0"
     )
     assert TtsSettings(sample_rate=8000).audio_format.sample_rate == 8000
+    assert TtsSettings(sample_rate=48000).audio_format.sample_rate == 48000
 
 
 def test_tts_socket_path_rules() -> None:
