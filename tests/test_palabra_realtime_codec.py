@@ -682,3 +682,13 @@ def test_tts_chunk_defaults_raw_and_messages() -> None:
         with pytest.raises(RemoteProtocolError) as info:
             decoder.receive(json.dumps({"message_type": "audio_chunk", "data": data}))
         assert str(info.value) == words
+
+
+def test_wav_samples_after_the_header_pass_through_chunk_by_chunk() -> None:
+    pcm = bytes(range(40))
+    data = _riff(_fmt(), _data(pcm))
+    header = len(data) - len(pcm)
+    decoder = TtsDecoder(TtsSettings(output_format="wav", sample_rate=16000))
+    pieces = [data[: header + 2], data[header + 2 : header + 6], data[header + 6 :]]
+    got = [_wav_pcm(decoder, piece) for piece in pieces]
+    assert got == [pcm[:2], pcm[2:6], pcm[6:]]
