@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from voxsync.audio import AudioFormat
 from voxsync.errors import ConfigurationError, RemoteProtocolError, ServerError
 from voxsync.events import Message
 from voxsync.palabra import Transcript
@@ -447,3 +448,247 @@ def test_any_tts_frame_gives_an_event_or_a_typed_error(frame: str) -> None:
         except RemoteProtocolError:
             continue
         assert isinstance(event, (TtsChunk, ServerError, Message))
+
+
+# ------------------------------------------------------------------ details
+
+
+def _config_error(make: object, **kwargs: object) -> str:
+    with pytest.raises(ConfigurationError) as info:
+        make(**kwargs)  # type: ignore[operator]
+    return str(info.value)
+
+
+def test_language_errors_name_the_setting_and_what_is_accepted() -> None:
+    assert _config_error(AsrSettings, language="english") == (
+        "language must be a language code such as 'en' or 'en-us' or \"auto\", got 'english'"
+    )
+    assert _config_error(AsrSettings, translate_languages=["es", "auto"]) == (
+        "each of translate_languages must be a language code such as 'en' or 'en-us', got 'auto'"
+    )
+    assert _config_error(TtsSettings, language="auto") == (
+        "language must be a language code such as 'en' or 'en-us', got 'auto'"
+    )
+
+
+def test_asr_settings_details() -> None:
+    settings = AsrSettings(translate_languages=["es", "de"])  # type: ignore[arg-type]
+    assert settings.translate_languages == ("es", "de")
+    assert _config_error(AsrSettings, format="opus") == (
+        f"format must be one of {', '.join(ASR_FORMATS)}, got 'opus'"
+    )
+    for rate in (16000.0, 48001, 7999):
+        assert _config_error(AsrSettings, sample_rate=rate).startswith(
+            "sample_rate must be an int from 8000 to 48000 Hz"
+        )
+    assert AsrSettings(sample_rate=48000).sample_rate == 48000
+    assert _config_error(AsrSettings, format="mulaw") == (
+        "format 'mulaw' is raw audio: give its sample_rate (only pcm_s16le defaults to 16000 Hz)"
+    )
+
+
+def test_socket_urls_follow_the_api_url() -> None:
+    en = AsrSettings(language="en")
+    assert asr_url("http://127.0.0.1:8080", en, "t").startswith("ws://127.0.0.1:8080/asr/")
+    assert asr_url("wss://api.example", en, "t").startswith("wss://api.example/asr/")
+    assert asr_url("WSS://api.example/", en, "t").startswith("wss://api.example/asr/")
+    # an http(s) URL names the API's host: its path is not the socket's
+    assert asr_url("https://api.example/v2", en, "t").startswith("wss://api.example/asr/")
+    assert tts_url("wss://api.example", "t") == (
+        "wss://api.example/tts-api/v1/text-to-speech/stream?token=t"
+    )
+    for bad in ("ftp://api.example", "https://"):
+        assert _config_error(asr_url, api_url=bad, settings=en, token="t") == (
+            f"api_url must be an http(s):// or ws(s):// URL with a host, got {bad!r}"
+        )
+
+
+def test_undecodable_frames_say_which_server_and_why() -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_asr_message(b"\xff\xfe")
+    assert str(info.value) == "the Palabra STT server sent a binary frame that is not JSON"
+    long = "x" * 200
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_asr_message(long)
+    assert str(info.value) == f"the Palabra STT server sent a frame that is not JSON: {long[:80]!r}"
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_asr_message("[1]")
+    assert str(info.value) == "the Palabra STT server sent JSON that is not an object: list"
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_asr_message('{"message_type": "translated_transcription", "segment": {}}')
+    assert str(info.value) == (
+        "the Palabra STT server sent a translated_transcription frame without segment.text"
+    )
+    with pytest.raises(RemoteProtocolError) as info:
+        TtsDecoder(TtsSettings()).receive("{}}")
+    assert str(info.value).startswith("the Palabra TTS server sent a frame that is not JSON")
+
+
+def test_error_text_fallbacks_code_and_raw() -> None:
+    for key in ("message", "msg"):
+        data = {"code": "", key: "quota", "desc": ""}
+        error = parse_asr_message(json.dumps({"message_type": "error", "data": data}))
+        assert isinstance(error, ServerError)
+        assert (error.code, error.detail) == ("UNKNOWN_ERROR", "quota")
+        assert error.raw == data
+    bare = parse_asr_message('{"message_type": "error", "data": {"code": "RATE_LIMIT_EXCEEDED"}}')
+    assert isinstance(bare, ServerError) and bare.retryable
+    assert bare.detail == "the service reported an error without a description"
+
+
+def test_transcript_defaults_and_raw() -> None:
+    frame = {"message_type": "transcription", "segment": {"text": "hi"}, "language": 5}
+    partial = parse_asr_message(json.dumps(frame))  # no is_eos: a partial
+    assert isinstance(partial, Transcript)
+    assert partial.is_final is False and partial.id is None and partial.language is None
+    assert partial.raw == frame
+    frame = {"message_type": "translated_transcription", "segment": {"text": "hola"}}
+    frame["transcription_id"] = 17
+    translation = parse_asr_message(json.dumps(frame))  # translations are of finals
+    assert isinstance(translation, Transcript)
+    assert translation.is_final is True and translation.id == "17" and translation.raw == frame
+    frame["is_eos"] = False
+    assert parse_asr_message(json.dumps(frame)).is_final is False  # type: ignore[union-attr]
+    untyped = parse_asr_message('{"seq": 1}')
+    assert isinstance(untyped, Message) and untyped.type == "unknown"
+
+
+def test_tts_settings_details() -> None:
+    assert _config_error(TtsSettings, model="") == "model must be a non-empty string, got ''"
+    assert _config_error(TtsSettings, output_format="ogg") == (
+        "output_format must be one of pcm, wav, mp3, got 'ogg'"
+    )
+    assert _config_error(TtsSettings, sample_rate=24000.0) == (
+        "sample_rate must be an int from 8000 to 48000 Hz, got 24000.0"
+    )
+    assert TtsSettings(sample_rate=8000).audio_format.sample_rate == 8000
+    assert TtsSettings(sample_rate=48000).audio_format.sample_rate == 48000
+
+
+def test_tts_socket_path_rules() -> None:
+    path = "/tts-api/v1/text-to-speech/stream?token=t"
+    assert tts_url("https://api.example/v2", "t") == "wss://api.example" + path
+    assert tts_url("ws://127.0.0.1:5", "t") == "ws://127.0.0.1:5" + path
+    assert tts_url("ws://127.0.0.1:5/", "t") == "ws://127.0.0.1:5" + path
+    assert asr_url("ws://127.0.0.1:5", AsrSettings(), "t").startswith(
+        "ws://127.0.0.1:5/asr/v1/speech-to-text/stream?"
+    )
+    assert asr_url("ws://127.0.0.1:5/", AsrSettings(), "t").startswith(
+        "ws://127.0.0.1:5/asr/v1/speech-to-text/stream?"
+    )
+
+
+def test_text_frames_are_utf8_and_errors_say_what_to_do() -> None:
+    assert build_text("Grüße, 世界") == '{"type":"text","text":"Grüße, 世界","is_eos":false}'
+    assert build_init(TtsSettings(voice_id="stimme-ä")).count("stimme-ä") == 1
+    assert _config_error(build_text, text=5) == "text must be a str, got int"
+    assert _config_error(build_text, text="x" * 300).endswith(
+        "one message holds at most 256: "
+        "split it, or use speak_stream() which splits at sentence boundaries"
+    )
+    assert _config_error(build_text, text="a", voice_options={"tone": 1, "pitch": 2}) == (
+        "unknown voice option(s) pitch, tone; use deaccent_strength, speed, voice_id"
+    )
+
+
+def _riff(*chunks: bytes) -> bytes:
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _fmt(rate: int = 16000, tag: int = 1, channels: int = 1, bits: int = 16) -> bytes:
+    block = channels * bits // 8
+    return b"fmt " + struct.pack("<IHHIIHH", 16, tag, channels, rate, rate * block, block, bits)
+
+
+def _data(pcm: bytes) -> bytes:
+    return b"data" + struct.pack("<I", len(pcm)) + pcm
+
+
+def _wav_pcm(decoder: TtsDecoder, *pieces: bytes, gid: str = "g1") -> bytes:
+    got = b""
+    for piece in pieces:
+        chunk = decoder.receive(_chunk(piece, gid=gid))
+        assert isinstance(chunk, TtsChunk)
+        got += chunk.pcm
+    return got
+
+
+def test_wav_headers_with_odd_and_extra_chunks() -> None:
+    pcm = b"\x01\x02\x03\x04"
+    odd = b"note" + struct.pack("<I", 3) + b"abc\0"  # odd size: one pad byte
+    listing = b"LIST" + struct.pack("<I", 20) + b"INFOISFT" + b"voxsync-test"
+    data = _riff(_fmt(), odd, listing, _data(pcm))
+    decoder = TtsDecoder(TtsSettings(output_format="wav", sample_rate=16000))
+    assert _wav_pcm(decoder, data) == pcm
+    extensible = _riff(_fmt(tag=0xFFFE), _data(pcm))  # WAVE_FORMAT_EXTENSIBLE
+    assert _wav_pcm(TtsDecoder(TtsSettings(output_format="wav")), extensible) == pcm
+
+
+def test_wav_header_errors_say_what_is_wrong() -> None:
+    for head in (b"RIFX" + bytes(4) + b"WAVE", b"RIFF" + bytes(4) + b"AVI "):  # exactly 12 bytes
+        with pytest.raises(RemoteProtocolError) as info:
+            TtsDecoder(TtsSettings(output_format="wav")).receive(_chunk(head))
+        assert str(info.value) == "wav output does not start with a RIFF/WAVE header"
+    with pytest.raises(RemoteProtocolError) as info:
+        TtsDecoder(TtsSettings(output_format="wav")).receive(
+            _chunk(_riff(_fmt(tag=3, bits=32), _data(b"")))
+        )
+    assert str(info.value) == "wav output is not 16-bit mono PCM (format 3, 1 channels, 32 bits)"
+
+
+def test_wav_rate_is_known_once_the_fmt_chunk_is_in() -> None:
+    data = _riff(_fmt(rate=16000), _data(b"\0\0"))
+    decoder = TtsDecoder(TtsSettings(output_format="wav", sample_rate=24000))
+    first = decoder.receive(_chunk(data[:36]))  # RIFF header and fmt chunk, nothing more
+    assert isinstance(first, TtsChunk) and first.pcm == b""
+    assert first.audio_format == AudioFormat(16000, 1, "pcm_s16le")
+
+
+def test_wav_generations_are_stripped_separately_and_anew() -> None:
+    one, two = b"\x01\x00" * 3, b"\x02\x00" * 5
+    wav_one, wav_two = _riff(_fmt(), _data(one)), _riff(_fmt(), _data(two))
+    decoder = TtsDecoder(TtsSettings(output_format="wav", sample_rate=16000))
+    got_one = _wav_pcm(decoder, wav_one[:20], gid="g1")
+    got_two = _wav_pcm(decoder, wav_two, gid="g2")  # interleaved with g1's
+    got_one += _wav_pcm(decoder, wav_one[20:], gid="g1")
+    assert (got_one, got_two) == (one, two)
+    end = decoder.receive(_chunk(b"", gid="g1", last=True))
+    assert isinstance(end, TtsChunk) and end.last_chunk
+    # the same generation id again: a new WAV file with its own header
+    assert _wav_pcm(decoder, wav_one, gid="g1") == one
+    decoder.forget("g1")  # cancelled after its header: the next g1 starts over
+    assert _wav_pcm(decoder, wav_two, gid="g1") == two
+    decoder.forget("never-started")  # nothing to drop: no error
+    decoder.forget(None)
+
+
+def test_tts_chunk_defaults_raw_and_messages() -> None:
+    decoder = TtsDecoder(TtsSettings())
+    frame = {"message_type": "audio_chunk", "data": {"audio": "AAA=", "size": "2"}}
+    chunk = decoder.receive(json.dumps(frame))
+    assert isinstance(chunk, TtsChunk)
+    assert (chunk.id, chunk.last, chunk.size) == (None, False, None)
+    assert chunk.raw == frame
+    flagged = decoder.receive(json.dumps({"message_type": "audio_chunk", "data": {"size": True}}))
+    assert isinstance(flagged, TtsChunk) and flagged.size is None
+    untyped = decoder.receive('{"data": {}}')
+    assert isinstance(untyped, Message) and untyped.type == "unknown"
+    assert untyped.raw == {"data": {}}
+    for data, words in (
+        ({"audio": 5}, "the Palabra TTS server sent audio that is not a string"),
+        ({"audio": "**"}, "the Palabra TTS server sent audio that is not base64"),
+    ):
+        with pytest.raises(RemoteProtocolError) as info:
+            decoder.receive(json.dumps({"message_type": "audio_chunk", "data": data}))
+        assert str(info.value) == words
+
+
+def test_wav_samples_after_the_header_pass_through_chunk_by_chunk() -> None:
+    pcm = bytes(range(40))
+    data = _riff(_fmt(), _data(pcm))
+    header = len(data) - len(pcm)
+    decoder = TtsDecoder(TtsSettings(output_format="wav", sample_rate=16000))
+    pieces = [data[: header + 2], data[header + 2 : header + 6], data[header + 6 :]]
+    got = [_wav_pcm(decoder, piece) for piece in pieces]
+    assert got == [pcm[:2], pcm[2:6], pcm[6:]]
