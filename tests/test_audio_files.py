@@ -234,6 +234,26 @@ def test_pacer_speed_and_reset() -> None:
         Pacer(0)
 
 
+def test_pacer_schedule_starts_at_the_first_wait() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    assert pacer.wait()  # the schedule starts now, at 100.0
+    clock.now += 0.5  # reading and sending the first chunk took half a second
+    pacer.advance(0.1)
+    assert pacer.due() == 0.0  # its 100 ms have long played: the next chunk goes at once
+    pacer.advance(0.5)
+    assert pacer.due() == pytest.approx(0.1)  # due at start + 0.6
+
+
+def test_pacer_advance_without_wait_starts_the_schedule() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    pacer.advance(1.0)  # a chunk sent without waiting first
+    assert pacer.due() == pytest.approx(1.0)
+    clock.now += 0.25
+    assert pacer.due() == pytest.approx(0.75)
+
+
 def test_pacer_interrupt_wakes_a_waiting_thread() -> None:
     pacer = Pacer()
     pacer.pace(60.0)  # next chunk due in a minute
