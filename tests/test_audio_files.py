@@ -6,7 +6,7 @@ import io
 import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import pytest
@@ -315,3 +315,110 @@ def test_stream_a_sample_to_8k_mulaw() -> None:
     seconds = stream_file(conn, SAMPLES / "yes.wav", realtime=False, finish=True)
     assert seconds == pytest.approx(soundfile.info(str(SAMPLES / "yes.wav")).duration, abs=0.01)
     assert len(conn.received) == pytest.approx(seconds * 8000, abs=1)
+
+
+# ------------------------------------------------- defaults and ownership
+
+
+def test_audio_file_chunks_default_to_100_ms_unpaced(tmp_path: Path) -> None:
+    path = write(tmp_path / "ten.wav", tone(16000, 10.0), 16000)
+    start = time.monotonic()
+    with AudioFile(path) as f:
+        sizes = [len(c) for c in f.chunks()]
+    assert sizes == [3200] * 100  # 100 ms of 16 kHz mono s16le each
+    assert time.monotonic() - start < 5  # 10 s of audio, not paced
+
+
+def test_unpaced_iter_chunks_of_a_long_file_do_not_wait(tmp_path: Path) -> None:
+    path = write(tmp_path / "ten.wav", tone(16000, 10.0), 16000)
+    start = time.monotonic()
+    assert len(list(iter_chunks(path, chunk_ms=100))) == 100
+    assert time.monotonic() - start < 5  # paced, it would take 10 s
+
+
+def test_realtime_chunks_default_to_real_time_speed(wav16k: Path) -> None:
+    start = time.monotonic()
+    stamps = []
+    with AudioFile(wav16k) as f:
+        for _ in f.chunks(chunk_ms=100, realtime=True):
+            stamps.append(time.monotonic() - start)
+            if len(stamps) == 5:
+                break
+    # chunk k goes out once k * 100 ms of audio has played (speed 1.0), never earlier
+    for k, stamp in enumerate(stamps):
+        assert stamp >= k * 0.1 - 0.002
+
+
+def test_stream_file_defaults_to_realtime_100_ms_chunks(tmp_path: Path) -> None:
+    path = write(tmp_path / "half.wav", tone(16000, 0.5), 16000)
+    conn = RecordingConnection(AudioFormat(16000, 1))
+    start = time.monotonic()
+    try:
+        seconds = stream_file(conn, path)
+        elapsed = time.monotonic() - start
+    finally:
+        conn.close()
+    assert [len(c) for c in conn.chunks] == [3200] * 5
+    assert seconds == 0.5
+    assert elapsed >= 0.4 - 0.002  # the fifth chunk waits until 400 ms have played
+
+
+def test_stream_file_returns_exactly_the_seconds_sent(wav16k: Path) -> None:
+    fmt = AudioFormat(8000, 1, "mulaw")
+    conn = RecordingConnection(fmt)
+    seconds = stream_file(conn, wav16k, realtime=False, finish=True)
+    assert seconds == fmt.duration(len(conn.received)) == 1.05
+
+
+def test_stream_file_converts_an_audio_file_it_did_not_open(tmp_path: Path) -> None:
+    path = write(tmp_path / "stereo44.wav", tone(44100, 0.3, channels=2), 44100)
+    conn = RecordingConnection(AudioFormat(16000, 1, "pcm_s16le"))
+    with AudioFile(path) as audio:  # opened in the file's own format
+        seconds = stream_file(conn, audio, realtime=False, finish=True)
+        # the caller's file is left open: reading it further is still possible
+        assert audio.read() == b""
+    assert seconds == pytest.approx(0.3, abs=0.002)
+    assert conn.received == read_audio(path, conn.audio_format)[0]
+
+
+def test_stream_file_closes_the_file_it_opened(wav16k: Path) -> None:
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd to count open files")
+    conn = RecordingConnection(AudioFormat(16000, 1))
+    before = len(list(fds.iterdir()))
+    for _ in range(5):
+        stream_file(conn, wav16k, realtime=False)
+    assert len(list(fds.iterdir())) == before
+    conn.close()
+
+
+class FinishRecorder(RecordingConnection):
+    def __init__(self, audio_format: AudioFormat) -> None:
+        super().__init__(audio_format)
+        self.finish_timeouts: List[object] = []
+
+    def finish(self, timeout: Optional[float] = None) -> None:
+        self.finish_timeouts.append(timeout)
+        super().finish(timeout)
+
+
+def test_stream_file_passes_its_finish_timeout_on(wav16k: Path) -> None:
+    conn = FinishRecorder(AudioFormat(16000, 1))
+    stream_file(conn, wav16k, realtime=False, finish=True, finish_timeout=7.5)
+    assert conn.finish_timeouts == [7.5]
+    assert conn.state == "closed"
+
+
+def test_stream_file_to_something_else_names_the_function(wav16k: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"^stream_file\(\) needs a voxsync connection"):
+        stream_file(object(), wav16k)  # type: ignore[arg-type]
+
+
+def test_stream_file_logs_what_it_sent(wav16k: Path, caplog: pytest.LogCaptureFixture) -> None:
+    conn = RecordingConnection(AudioFormat(16000, 1))
+    caplog.set_level("DEBUG", logger="voxsync.audio.files")
+    stream_file(conn, wav16k, realtime=False)
+    conn.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "voxsync.audio.files"]
+    assert messages == [f"sent 1.050 s of {wav16k} to {conn!r}"]
