@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import threading
 import time
@@ -422,3 +423,98 @@ def test_stream_file_logs_what_it_sent(wav16k: Path, caplog: pytest.LogCaptureFi
     conn.close()
     messages = [r.getMessage() for r in caplog.records if r.name == "voxsync.audio.files"]
     assert messages == [f"sent 1.050 s of {wav16k} to {conn!r}"]
+
+
+# ------------------------------------------------------ error details
+
+
+def test_missing_file_error_carries_errno_filename_and_a_hint_for_relative_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nope.wav"
+    with pytest.raises(FileNotFoundError) as info:
+        read_audio(missing)
+    assert info.value.errno == errno.ENOENT and info.value.filename == str(missing)
+    assert str(info.value) == f"audio file not found: {str(missing)!r}"  # absolute: no hint
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        read_audio("nope.wav")
+    assert str(info.value) == (
+        f"audio file not found: 'nope.wav' (relative paths start in {tmp_path})"
+    )
+    assert info.value.filename == "nope.wav"
+
+
+def test_directory_error_carries_errno_and_filename(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError) as info:
+        read_audio(tmp_path)
+    assert info.value.errno == errno.EISDIR and info.value.filename == str(tmp_path)
+    assert info.value.strerror == f"expected an audio file, got a directory: {str(tmp_path)!r}"
+
+
+def test_unreadable_file_message_names_it_and_lists_the_readable_formats(tmp_path: Path) -> None:
+    text = tmp_path / "notes.wav"
+    text.write_text("these are not samples\n" * 20)
+    with pytest.raises(UnsupportedAudioError) as info:
+        read_audio(text)
+    message = str(info.value)
+    assert message.startswith(f"cannot read {str(text)!r} as audio (")
+    formats = ", ".join(sorted(soundfile.available_formats()))
+    assert message.endswith(f"; readable formats: {formats}. Convert it to WAV or FLAC")
+
+
+def test_file_objects_are_named_by_their_name_or_their_type(tmp_path: Path, wav16k: Path) -> None:
+    text = tmp_path / "notes.wav"
+    text.write_text("these are not samples\n" * 20)
+    with text.open("rb") as fh, pytest.raises(UnsupportedAudioError) as info:
+        read_audio(fh)
+    assert str(info.value).startswith(f"cannot read {str(text)!r} as audio")
+    with pytest.raises(UnsupportedAudioError, match=r"^cannot read '<BytesIO>' as audio"):
+        read_audio(io.BytesIO(b"not audio at all" * 10))
+    with AudioFile(io.BytesIO(wav16k.read_bytes())) as f:
+        assert f.name == "<BytesIO>"
+    with wav16k.open("rb") as fh, AudioFile(fh) as f:
+        assert f.name == str(wav16k)
+
+
+def test_audio_file_target_must_be_a_format(wav16k: Path) -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"^target must be an AudioFormat or None, got str$"
+    ):
+        AudioFile(wav16k, "pcm_s16le")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("chunk_ms", "shown"), [(0, "0"), (-5, "-5"), (True, "True"), ("100", "'100'")]
+)
+def test_chunk_ms_must_be_a_positive_number(wav16k: Path, chunk_ms: object, shown: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        list(iter_chunks(wav16k, chunk_ms=chunk_ms))  # type: ignore[arg-type]
+    assert str(info.value) == f"chunk_ms must be a positive number, got {shown}"
+
+
+def test_one_frame_is_the_smallest_chunk(wav16k: Path) -> None:
+    ulaw = AudioFormat(8000, 1, "mulaw")
+    chunks = list(iter_chunks(wav16k, ulaw, chunk_ms=0.125))  # one 1-byte frame each
+    assert len(chunks) == 8400 and all(len(c) == 1 for c in chunks)
+    with pytest.raises(ConfigurationError, match=r"chunk_ms=0.1 is shorter than one frame"):
+        list(iter_chunks(wav16k, ulaw, chunk_ms=0.1))
+    assert {len(c) for c in iter_chunks(wav16k, chunk_ms=1)} == {32}  # 16 frames of 2 bytes
+
+
+def test_iter_chunks_of_an_audio_file_uses_the_given_target_and_pacing(wav16k: Path) -> None:
+    ulaw = AudioFormat(8000, 1, "mulaw")
+    with AudioFile(wav16k, AudioFormat(16000, 2)) as f:
+        chunks = list(iter_chunks(f, ulaw, chunk_ms=100))  # the file's own target is ignored
+    assert [len(c) for c in chunks] == [800] * 10 + [400]
+    with AudioFile(wav16k, ulaw) as f:
+        assert [len(c) for c in iter_chunks(f, chunk_ms=100)] == [800] * 10 + [400]
+    start = time.monotonic()
+    stamps = []
+    with AudioFile(wav16k) as f:
+        for _ in iter_chunks(f, chunk_ms=100, realtime=True, speed=2.0):
+            stamps.append(time.monotonic() - start)
+            if len(stamps) == 4:
+                break
+    for k, stamp in enumerate(stamps):
+        assert stamp >= k * 0.05 - 0.002  # paced at twice real time
