@@ -518,3 +518,11 @@ def test_iter_chunks_of_an_audio_file_uses_the_given_target_and_pacing(wav16k: P
                 break
     for k, stamp in enumerate(stamps):
         assert stamp >= k * 0.05 - 0.002  # paced at twice real time
+
+
+def test_a_file_at_a_rate_voxsync_cannot_handle_is_unsupported_and_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "slow.wav", tone(500, 1.0), 500)  # libsndfile reads it; 500 Hz
+    with pytest.raises(UnsupportedAudioError) as info:
+        AudioFile(path)
+    assert str(info.value).startswith(f"{str(path)!r}: sample_rate must be an int between 1000")
+    assert isinstance(info.value.__cause__, ConfigurationError)
