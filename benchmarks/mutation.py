@@ -45,9 +45,9 @@ MODULES: Dict[str, List[str]] = {
     "audio/convert.py": ["tests/test_audio_convert.py", "tests/test_guards.py"],
     "audio/pacing.py": ["tests/test_audio_files.py"],
     "audio/files.py": ["tests/test_audio_files.py"],
-    "audio/microphone.py": ["tests/test_audio_microphone.py"],
-    "audio/speaker.py": ["tests/test_speaker.py"],
-    "audio/sink.py": ["tests/test_speaker.py", "tests/test_connection_contract.py"],
+    "audio/microphone.py": ["tests/test_audio_microphone.py", "tests/test_guards.py"],
+    "audio/speaker.py": ["tests/test_speaker.py", "tests/test_speaker_details.py"],
+    "audio/sink.py": ["tests/test_connection_contract.py", "tests/test_audio_files.py"],
     "uhlive/conversation.py": [
         "tests/test_uhlive_codec.py",
         "tests/test_codec_properties.py",

@@ -526,3 +526,26 @@ def test_a_file_at_a_rate_voxsync_cannot_handle_is_unsupported_and_named(tmp_pat
         AudioFile(path)
     assert str(info.value).startswith(f"{str(path)!r}: sample_rate must be an int between 1000")
     assert isinstance(info.value.__cause__, ConfigurationError)
+
+
+class TextIn(Connection):
+    """A text-in product shape: its ``input_format`` is None."""
+
+    provider = "textin"
+
+    def __init__(self) -> None:
+        super().__init__(None, output_format=AudioFormat(24000, 1))
+
+
+def test_sources_say_what_a_sink_lacks(wav16k: Path) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        stream_file(object(), wav16k)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "stream_file() needs a voxsync connection (an AudioSink: input_format, send(), "
+        "report_warning(), ...), got object"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        stream_file(TextIn(), wav16k)
+    assert str(info.value) == (
+        "stream_file(): TextIn takes text, not audio (its input_format is None)"
+    )
