@@ -42,7 +42,11 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_connection.py",
     ],
     "audio/g711.py": ["tests/test_audio_convert.py"],
-    "audio/convert.py": ["tests/test_audio_convert.py", "tests/test_guards.py"],
+    "audio/convert.py": [
+        "tests/test_audio_convert.py",
+        "tests/test_convert_details.py",
+        "tests/test_guards.py",
+    ],
     "audio/pacing.py": ["tests/test_audio_files.py"],
     "audio/files.py": ["tests/test_audio_files.py"],
     "audio/microphone.py": ["tests/test_audio_microphone.py", "tests/test_guards.py"],
