@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxsync.audio import AudioFormat, Converter, level, to_float32
+from voxsync.audio import AudioFormat, Converter, convert, level, to_float32
 from voxsync.errors import AudioFormatError
 
 
@@ -76,3 +76,17 @@ def test_flush_twice_is_harmless_and_the_converter_starts_over(
     assert conv.flush() == b""
     second = conv.process(raw) + conv.flush()
     assert second == first  # a new stream, from a clean state
+
+
+def test_unreadable_buffers_are_audio_format_errors() -> None:
+    released = memoryview(b"\x00\x01\x02\x03")
+    released.release()
+    src, dst = AudioFormat(8000, 1), AudioFormat(8000, 1, "mulaw")
+    with pytest.raises(
+        AudioFormatError, match=r"^audio must be bytes-like \(8000 Hz mono pcm_s16le\): .*released"
+    ):
+        convert(released, src, dst)
+    with pytest.raises(
+        AudioFormatError, match=r"^audio must be bytes-like \(8000 Hz mono pcm_s16le\)"
+    ):
+        Converter(src, dst).process(np.zeros(4, dtype="datetime64[s]"))
