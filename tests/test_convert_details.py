@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from voxsync.audio import AudioFormat, Converter, convert, level, to_float32
-from voxsync.errors import AudioFormatError
+from voxsync.errors import AudioFormatError, ConfigurationError
 
 
 def tone(rate: int, seconds: float, freq: float, amplitude: float) -> np.ndarray:
@@ -90,3 +90,69 @@ def test_unreadable_buffers_are_audio_format_errors() -> None:
         AudioFormatError, match=r"^audio must be bytes-like \(8000 Hz mono pcm_s16le\)"
     ):
         Converter(src, dst).process(np.zeros(4, dtype="datetime64[s]"))
+
+
+@pytest.mark.parametrize(("bad", "name"), [([1, 2], "list"), (123, "int"), ("text", "str")])
+def test_non_bytes_input_gets_the_hint_to_convert(bad: object, name: str) -> None:
+    conv = Converter(AudioFormat(8000, 1, "mulaw"), AudioFormat(16000, 1))
+    with pytest.raises(AudioFormatError) as info:
+        conv.process(bad)
+    assert str(info.value) == (
+        f"audio must be bytes-like (8000 Hz mono mulaw), got {name}; convert arrays with .tobytes()"
+    )
+
+
+def test_strided_buffers_are_refused_with_the_fix() -> None:
+    strided = np.arange(20, dtype="<i2")[::2]
+    with pytest.raises(AudioFormatError) as info:
+        Converter(AudioFormat(8000, 1), AudioFormat(8000, 1, "alaw")).process(strided)
+    assert str(info.value) == (
+        "audio buffer must be contiguous (8000 Hz mono pcm_s16le); pass bytes(data)"
+    )
+
+
+def test_a_flat_int16_array_is_counted_in_bytes_not_samples() -> None:
+    pcm = np.array([1000, -1000, 0], dtype="<i2")  # 3 samples, 6 bytes: three whole frames
+    ulaw = convert(pcm, AudioFormat(8000, 1), AudioFormat(8000, 1, "mulaw"))
+    assert ulaw == convert(pcm.tobytes(), AudioFormat(8000, 1), AudioFormat(8000, 1, "mulaw"))
+    assert len(ulaw) == 3
+    conv = Converter(AudioFormat(8000, 1), AudioFormat(8000, 1, "alaw"))
+    assert len(conv.process(pcm)) == 3
+
+
+def test_converter_type_errors_name_the_argument() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Converter("pcm_s16le", AudioFormat())  # type: ignore[arg-type]
+    assert str(info.value) == "Converter src must be an AudioFormat, got str"
+    with pytest.raises(ConfigurationError) as info:
+        Converter(AudioFormat(), None)  # type: ignore[arg-type]
+    assert str(info.value) == "Converter dst must be an AudioFormat, got NoneType"
+
+
+def test_every_documented_quality_is_accepted_and_used() -> None:
+    src, dst = AudioFormat(44100, 1), AudioFormat(16000, 1)
+    data = (tone(44100, 0.2, 3000, 0.5) * 32767).astype("<i2").tobytes()
+    outputs = {}
+    for quality in ("QQ", "LQ", "MQ", "HQ", "VHQ"):
+        conv = Converter(src, dst, quality=quality)
+        outputs[quality] = conv.process(data) + conv.flush()
+        assert abs(len(outputs[quality]) - 2 * 3200) <= 4
+    assert outputs["QQ"] != outputs["HQ"]  # the choice reaches the resampler
+    assert outputs["VHQ"] != outputs["HQ"]
+
+
+def test_empty_input_gives_empty_output() -> None:
+    for dst in (AudioFormat(8000, 1), AudioFormat(16000, 1, "mulaw")):
+        conv = Converter(AudioFormat(8000, 1), dst)
+        assert conv.process(b"") == b""
+        assert conv.process(bytearray()) == b""
+
+
+def test_pass_through_also_carries_incomplete_frames() -> None:
+    fmt = AudioFormat(8000, 2)  # 4-byte frames
+    conv = Converter(fmt, fmt)
+    data = bytes(range(12))
+    assert conv.process(data[:5]) == data[:4]
+    assert conv.process(data[5:7]) == b""
+    assert conv.process(data[7:]) == data[4:]
+    assert conv.flush() == b""
