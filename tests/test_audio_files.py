@@ -354,11 +354,8 @@ def test_stream_file_defaults_to_realtime_100_ms_chunks(tmp_path: Path) -> None:
     path = write(tmp_path / "half.wav", tone(16000, 0.5), 16000)
     conn = RecordingConnection(AudioFormat(16000, 1))
     start = time.monotonic()
-    try:
-        seconds = stream_file(conn, path)
-        elapsed = time.monotonic() - start
-    finally:
-        conn.close()
+    seconds = stream_file(conn, path, finish=True)  # finish: every queued chunk is written
+    elapsed = time.monotonic() - start
     assert [len(c) for c in conn.chunks] == [3200] * 5
     assert seconds == 0.5
     assert elapsed >= 0.4 - 0.002  # the fifth chunk waits until 400 ms have played
