@@ -70,7 +70,12 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_codec_properties.py",
     ],
     "connection.py": ["tests/test_connection.py", "tests/test_guards.py"],
-    "cli.py": ["tests/test_cli.py"],
+    "cli.py": [
+        "tests/test_cli.py",
+        "tests/test_cli_details.py",
+        "tests/test_providers.py",
+        "tests/test_batch.py",
+    ],
 }
 
 
