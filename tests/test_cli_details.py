@@ -371,3 +371,49 @@ def test_level_meter_gives_way_to_partials_and_json() -> None:
     json_out = io.StringIO()
     Display(json_out, io.StringIO(), fmt="json").meter(0.5)
     assert json_out.getvalue() == ""
+
+
+# ------------------------------------------------------------- JSON events
+
+
+def test_event_to_json_drops_raw_counts_audio_bytes_and_nulls_non_finite_times() -> None:
+    from voxsync.cli import event_to_json
+    from voxsync.events import AudioChunk
+    from voxsync.format import AudioFormat
+
+    chunk = AudioChunk(b"\x01\x02\x03\x04", AudioFormat(8000, 1), last=True, raw={"secret": 1})
+    assert event_to_json("audio", chunk) == {
+        "event": "audio",
+        "audio_format": {"sample_rate": 8000, "channels": 1, "encoding": "pcm_s16le"},
+        "language": None,
+        "last": True,
+        "id": None,
+        "pcm_bytes": 4,
+    }
+    final = Transcript("hi", start=float("nan"), end=float("inf"), confidence=0.5, raw={"a": 1})
+    body = event_to_json("transcript", final, file="a.wav")
+    assert list(body)[:3] == ["event", "file", "text"]
+    assert (body["start"], body["end"], body["confidence"]) == (None, None, 0.5)
+    assert "raw" not in body
+    json.dumps(body, allow_nan=False)  # valid JSON: no NaN or Infinity
+
+
+def test_event_to_json_of_errors_and_plain_values() -> None:
+    from voxsync.cli import event_to_json
+
+    assert event_to_json("error", ConfigurationError("bad")) == {
+        "event": "error",
+        "type": "ConfigurationError",
+        "message": "bad",
+    }
+    assert event_to_json("level", 0.25) == {"event": "level", "value": 0.25}
+    assert event_to_json("extra", {1: (2.5, b"ab", memoryview(b"xyz"), None, False)}) == {
+        "event": "extra",
+        "1": [2.5, 2, 3, None, False],
+    }
+    cause = ValueError("inner")
+    assert event_to_json("extra", {"cause": cause, "kind": int}) == {
+        "event": "extra",
+        "cause": "ValueError: inner",
+        "kind": "<class 'int'>",
+    }
