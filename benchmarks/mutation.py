@@ -49,7 +49,11 @@ MODULES: Dict[str, List[str]] = {
     ],
     "audio/pacing.py": ["tests/test_audio_files.py"],
     "audio/files.py": ["tests/test_audio_files.py"],
-    "audio/microphone.py": ["tests/test_audio_microphone.py", "tests/test_guards.py"],
+    "audio/microphone.py": [
+        "tests/test_audio_microphone.py",
+        "tests/test_microphone_details.py",
+        "tests/test_guards.py",
+    ],
     "audio/speaker.py": ["tests/test_speaker.py", "tests/test_speaker_details.py"],
     "audio/sink.py": ["tests/test_connection_contract.py", "tests/test_audio_files.py"],
     "uhlive/conversation.py": [
