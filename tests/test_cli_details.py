@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import types
 from typing import IO, Any, Dict, Iterator, List, Tuple
@@ -336,7 +337,11 @@ def test_partials_without_a_terminal_size_assume_80_columns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.setattr(sys, "__stdout__", None)  # no terminal to ask
+
+    def no_terminal(fd: int = 1) -> os.terminal_size:
+        raise OSError("not a terminal")
+
+    monkeypatch.setattr(os, "get_terminal_size", no_terminal)
     out = io.StringIO()
     display = Display(out, io.StringIO(), live=True)
     text = "word " * 40
