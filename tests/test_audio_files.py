@@ -546,3 +546,12 @@ def test_sources_say_what_a_sink_lacks(wav16k: Path) -> None:
     assert str(info.value) == (
         "stream_file(): TextIn takes text, not audio (its input_format is None)"
     )
+
+
+def test_iter_chunks_of_a_path_defaults_to_100_ms_and_keeps_its_speed(tmp_path: Path) -> None:
+    path = write(tmp_path / "four.wav", tone(16000, 4.0), 16000)
+    assert {len(c) for c in iter_chunks(path)} == {3200}
+    start = time.monotonic()
+    assert len(list(iter_chunks(path, realtime=True, speed=8.0))) == 40
+    # at 8x the last chunk is due after 0.49 s; at real time it would be 3.9 s
+    assert 0.49 - 0.002 <= time.monotonic() - start < 3.0
