@@ -422,3 +422,56 @@ def test_event_to_json_of_errors_and_plain_values() -> None:
         "cause": "ValueError: inner",
         "kind": "<class 'int'>",
     }
+
+
+# ------------------------------------------------------------ more helpers
+
+
+class Terminal(io.StringIO):
+    """An output stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_command_helpers_display_is_live_on_a_terminal_unless_partials_are_off() -> None:
+    err = io.StringIO()
+    display = CommandHelpers.display(argparse.Namespace(), Terminal(), err)
+    assert display.live
+    display.event("warning", "the line is noisy")
+    assert err.getvalue() == "voxsync: warning: the line is noisy\n"
+    quiet = CommandHelpers.display(argparse.Namespace(no_partials=True), Terminal(), err)
+    assert not quiet.live
+    assert not CommandHelpers.display(argparse.Namespace(), io.StringIO(), err).live
+
+
+def test_command_helpers_provider_options_keep_a_value_given_before_the_command() -> None:
+    parser = argparse.ArgumentParser()
+    CommandHelpers.provider_options(parser)
+    given = argparse.Namespace(provider="aiola", debug=True)
+    args = parser.parse_args([], namespace=given)
+    assert (args.provider, args.debug) == ("aiola", True)  # not reset to the defaults
+    assert parser.parse_args(["--provider", "local"], namespace=given).provider == "local"
+
+
+def test_speakers_and_target_languages_lead_their_lines() -> None:
+    from voxsync.events import Translation
+
+    out = io.StringIO()
+    display = Display(out, io.StringIO())
+    display.event("transcript", Transcript("  hello  ", speaker="Alice"))
+    display.event("translation", Translation("hola", target_language="es"))
+    display.event("translation", Translation("salut"))
+    assert out.getvalue() == "[Alice] hello\n[es] hola\nsalut\n"
+
+
+@pytest.mark.parametrize("device", ["4242", "-3"])
+def test_listen_takes_a_device_number_as_a_number(
+    device: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["listen", f"--device={device}", "--duration", "1"], capsys)
+    assert code == 1
+    assert err.startswith(
+        f"voxsync: error: cannot read from audio device {device}: "
+        f"cannot open input device {device} for 16000 Hz mono pcm_s16le"
+    )
