@@ -215,3 +215,80 @@ def test_close_discards_the_queue_and_stop_without_a_device_returns_at_once() ->
     assert speaker.stop(timeout=5) is True  # nothing can play without a device: nothing to wait for
     assert time.monotonic() - start < 1.0
     assert speaker.buffered == 0.0
+
+
+class Event:
+    """An audio event from another library: ``pcm`` only, or with ``audio_format``."""
+
+    def __init__(self, pcm: bytes, **fields: object) -> None:
+        self.pcm = pcm
+        self.__dict__.update(fields)
+
+
+def test_defaults_are_palabra_s_format_five_seconds_of_buffer_and_100_ms_prebuffer() -> None:
+    speaker = SpeakerStream()
+    assert speaker.audio_format == AudioFormat(24000, 1, "pcm_s16le")
+    speaker.play(AudioChunk(b"\x01\x00" * 2399, speaker.audio_format, last=False))
+    assert pull(speaker, 100) == b"\x00" * 200  # 99.96 ms: still collecting
+    speaker.play(AudioChunk(b"\x01\x00", speaker.audio_format, last=False))
+    assert pull(speaker, 100) == b"\x01\x00" * 100  # 100 ms: playing
+    speaker.play(b"\x00\x00" * 24000 * 6)
+    assert speaker.overflows == 1 and speaker.buffered == 5.0
+
+
+def test_buffer_seconds_zero_is_refused_for_what_it_is() -> None:
+    with pytest.raises(ConfigurationError, match=r"^buffer_seconds must be > 0, got 0$"):
+        SpeakerStream(buffer_seconds=0)
+
+
+def test_events_without_a_format_or_an_end_flag() -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0)
+    speaker.play(Event(samples(0, 100)))  # no audio_format: the device's; no last: more follows
+    assert pull(speaker, 100) == samples(0, 100)
+    assert pull(speaker, 100) == b"\x00" * 200
+    assert speaker.underruns == 1  # the sentence was not over
+    speaker.play(Event(samples(0, 10), audio_format=FMT, last=True))
+    pull(speaker, 100)
+    assert speaker.underruns == 1
+
+
+def test_a_single_converted_chunk_that_ends_a_sentence_is_played_whole() -> None:
+    speaker = SpeakerStream(24000)
+    one_second = (np.sin(np.arange(16000) * 0.1) * 8000).astype("<i2").tobytes()
+    speaker.play(AudioChunk(one_second, AudioFormat(16000, 1), last=True))
+    assert speaker.buffered == pytest.approx(1.0, abs=0.0005)
+
+
+def test_exactly_the_prebuffer_starts_playback() -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0.0125)  # 100 frames
+    speaker.play(AudioChunk(samples(0, 100), FMT, last=False))
+    assert pull(speaker, 100) == samples(0, 100)
+
+
+def test_after_a_sentence_the_next_one_waits_for_the_prebuffer_again() -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0.0125)  # 100 frames
+    speaker.play(AudioChunk(samples(0, 30), FMT, last=True))
+    pull(speaker, 100)  # the short sentence plays out
+    pull(speaker, 100)  # idle
+    speaker.play(AudioChunk(samples(0, 50), FMT, last=False))
+    assert pull(speaker, 50) == b"\x00" * 100  # the next sentence collects its prebuffer
+
+
+def test_running_dry_right_after_a_full_block_is_an_underrun_and_each_one_counts() -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0)
+    for _ in range(2):
+        speaker.play(AudioChunk(samples(0, 100), FMT, last=False))
+        assert pull(speaker, 100) == samples(0, 100)  # the buffer is empty now
+        assert pull(speaker, 100) == b"\x00" * 200  # and the sentence is not over
+    assert speaker.underruns == 2
+
+
+def test_the_default_hangover_is_about_a_third_of_a_second() -> None:
+    mic = Mic()
+    speaker = SpeakerStream(RATE, prebuffer=0)
+    speaker.mute_while_playing(mic)
+    speaker.play(samples(0, 80))
+    pull(speaker, 80)
+    time.sleep(0.6)
+    pull(speaker, 80)
+    assert mic.calls == ["pause", "resume"]
