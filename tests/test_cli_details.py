@@ -475,3 +475,33 @@ def test_listen_takes_a_device_number_as_a_number(
         f"voxsync: error: cannot read from audio device {device}: "
         f"cannot open input device {device} for 16000 Hz mono pcm_s16le"
     )
+
+
+def test_json_display_counts_final_transcripts_and_names_the_file_only_when_known() -> None:
+    from voxsync.events import Translation
+
+    out = io.StringIO()
+    display = Display(out, io.StringIO(), fmt="json")
+    display.event("transcript", Transcript("hel", is_final=False))
+    display.event("transcript", Transcript("hello"))
+    display.event("translation", Translation("hola"))
+    display.source = "a.wav"
+    display.event("transcript", Transcript("again"))
+    assert display.finals == 2
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert ["file" in row for row in rows] == [False, False, False, True]
+    assert rows[-1]["file"] == "a.wav"
+
+
+def test_text_display_shows_times_only_when_asked() -> None:
+    out = io.StringIO()
+    Display(out, io.StringIO()).event("transcript", Transcript("hi", start=1.0, end=2.0))
+    assert out.getvalue() == "hi\n"
+
+
+def test_a_partial_that_fits_the_width_is_shown_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "30")  # 29 usable columns
+    out = io.StringIO()
+    text = "x" * 29
+    Display(out, io.StringIO(), live=True).event("transcript", Transcript(text, is_final=False))
+    assert out.getvalue() == "\r\x1b[K" + text
