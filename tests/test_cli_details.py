@@ -291,6 +291,8 @@ def test_command_helpers_connection_uses_the_parsed_options() -> None:
 
 
 def test_command_helpers_attach_shows_the_events() -> None:
+    import time
+
     out, err = io.StringIO(), io.StringIO()
     display = Display(out, err)
     conn = _local()
@@ -298,7 +300,9 @@ def test_command_helpers_attach_shows_the_events() -> None:
         CommandHelpers.attach(conn, display)
         conn.connect()
         conn.report_warning(voxsync.events.StreamWarning("audio_dropped", "dropped 2 blocks", 2))
-        conn.close()
+        deadline = time.monotonic() + 5  # shown by the dispatcher thread
+        while not err.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         conn.close()
     assert "voxsync: warning: " in err.getvalue() and "dropped 2 blocks" in err.getvalue()
