@@ -43,12 +43,20 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_format_details.py",
     ],
     "audio/g711.py": ["tests/test_audio_convert.py"],
-    "audio/convert.py": ["tests/test_audio_convert.py", "tests/test_guards.py"],
+    "audio/convert.py": [
+        "tests/test_audio_convert.py",
+        "tests/test_convert_details.py",
+        "tests/test_guards.py",
+    ],
     "audio/pacing.py": ["tests/test_audio_files.py"],
     "audio/files.py": ["tests/test_audio_files.py"],
-    "audio/microphone.py": ["tests/test_audio_microphone.py"],
-    "audio/speaker.py": ["tests/test_speaker.py"],
-    "audio/sink.py": ["tests/test_speaker.py", "tests/test_connection_contract.py"],
+    "audio/microphone.py": [
+        "tests/test_audio_microphone.py",
+        "tests/test_microphone_details.py",
+        "tests/test_guards.py",
+    ],
+    "audio/speaker.py": ["tests/test_speaker.py", "tests/test_speaker_details.py"],
+    "audio/sink.py": ["tests/test_connection_contract.py", "tests/test_audio_files.py"],
     "uhlive/conversation.py": [
         "tests/test_uhlive_codec.py",
         "tests/test_codec_properties.py",
@@ -72,7 +80,13 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_connection_details.py",
         "tests/test_guards.py",
     ],
-    "cli.py": ["tests/test_cli.py"],
+    "pool.py": ["tests/test_pool.py", "tests/test_connection.py"],
+    "cli.py": [
+        "tests/test_cli.py",
+        "tests/test_cli_details.py",
+        "tests/test_providers.py",
+        "tests/test_batch.py",
+    ],
 }
 
 

@@ -60,13 +60,11 @@ def _byte_view(data: object, fmt: AudioFormat) -> memoryview:
         )
     try:
         view = memoryview(data)  # type: ignore[arg-type]
-        if not view.c_contiguous:
-            raise AudioFormatError(
-                f"audio buffer must be contiguous ({fmt.describe()}); pass bytes(data)"
-            )
-        return view.cast("B") if view.format != "B" or view.ndim != 1 else view
-    except TypeError as exc:
+        if view.c_contiguous:
+            return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+    except (TypeError, ValueError) as exc:  # e.g. a released view, a dtype with no buffer format
         raise AudioFormatError(f"audio must be bytes-like ({fmt.describe()}): {exc}") from exc
+    raise AudioFormatError(f"audio buffer must be contiguous ({fmt.describe()}); pass bytes(data)")
 
 
 def _check_frames(nbytes: int, fmt: AudioFormat) -> None:
