@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,14 @@ def _grammar_text(grammar: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+#: One decoder is built at a time: building sets pocketsphinx's process-wide
+#: state (its log level, its configuration parser), and building several at
+#: once from different threads (``transcribe_many`` on a thread pool) has
+#: crashed the process inside pocketsphinx. Decoding stays concurrent: each
+#: connection has its own decoder.
+_BUILD_LOCK = threading.Lock()
+
+
 def build_decoder(options: Optional[DecoderOptions] = None) -> Any:
     """Create a pocketsphinx ``Decoder`` for ``options`` (slow: loads the model).
 
@@ -233,7 +242,8 @@ def build_decoder(options: Optional[DecoderOptions] = None) -> Any:
         if opts.kws_threshold is not None:
             config["kws_threshold"] = opts.kws_threshold
     try:
-        decoder = Decoder(**config)
+        with _BUILD_LOCK:
+            decoder = Decoder(**config)
     except (RuntimeError, ValueError, OSError) as exc:
         raise ConfigurationError(f"could not load the pocketsphinx model: {exc}") from exc
     if opts.vocabulary:
