@@ -553,5 +553,6 @@ def test_iter_chunks_of_a_path_defaults_to_100_ms_and_keeps_its_speed(tmp_path: 
     assert {len(c) for c in iter_chunks(path)} == {3200}
     start = time.monotonic()
     assert len(list(iter_chunks(path, realtime=True, speed=8.0))) == 40
-    # at 8x the last chunk is due after 0.49 s; at real time it would be 3.9 s
-    assert 0.49 - 0.002 <= time.monotonic() - start < 3.0
+    # at 8x the 40th chunk is due 39 x 12.5 ms = 0.4875 s after the first;
+    # at real time it would be 3.9 s
+    assert 39 * 0.1 / 8 - 0.002 <= time.monotonic() - start < 3.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -86,6 +87,22 @@ def test_the_peer_close_code_and_reason_are_kept(url):
     assert isinstance(err, DisconnectedError)
     assert (err.code, err.reason) == (1008, t.close_reason)
     assert "close code 1008" in str(err) and TOKEN not in str(err)
+    t.close()
+
+
+def test_the_close_code_is_kept_when_answering_the_close_frame_fails(url):
+    # the peer sent its close frame and is gone: websocket-client's answer to
+    # it fails (here: our side can no longer write), which must not turn the
+    # peer's clean close with a code into a dropped connection
+    t = WebSocketTransport(url)
+    t.connect(timeout=5)
+    t.send_text("close1008")
+    sock = t._ws.sock
+    readable, _, _ = select.select([sock], [], [], 5)
+    assert readable, "the close frame did not arrive"
+    sock.shutdown(socket.SHUT_WR)
+    assert t.recv(timeout=5) is None
+    assert t.closed_by_peer and t.close_code == 1008
     t.close()
 
 

@@ -124,6 +124,20 @@ class WebSocketTransport:
                 f"cannot connect to {self.service} at {self._redact(self.url)}: {self._redact(exc)}"
             ) from exc
         ws.settimeout(None)
+        # websocket-client answers a close frame inside recv_data(), before it
+        # returns the frame; when the peer has already gone (it closed with a
+        # code and shut the socket), that answer fails with a broken pipe and
+        # the close frame, with its code and reason, would be lost. The answer
+        # is a courtesy: a failed one must not hide what the peer said.
+        answer_close = ws.send_close
+
+        def send_close(*args: Any, **kwargs: Any) -> None:
+            try:
+                answer_close(*args, **kwargs)
+            except (OSError, websocket.WebSocketConnectionClosedException):
+                log.debug("answering %s's close frame failed", self.service, exc_info=True)
+
+        ws.send_close = send_close  # type: ignore[method-assign]
         self._ws = ws
 
     def close(self, status: int = 1000) -> None:
