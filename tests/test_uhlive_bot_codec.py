@@ -677,6 +677,18 @@ _ASR_FRAME = {**_BASE_FRAME, "event": "RECOGNITION-COMPLETE"}
             "cannot send OPEN: OPEN was already sent; wait for OPENED",
         ),
         (
+            "idle",
+            lambda r: r.open(),
+            "cannot send OPEN in state IdleSession (allowed in NoSession); "
+            "one session at a time: send CLOSE and wait for CLOSED first",
+        ),
+        (
+            "recognition",
+            lambda r: r.open(),
+            "cannot send OPEN in state Recognition (allowed in NoSession); "
+            "one session at a time: send CLOSE and wait for CLOSED first",
+        ),
+        (
             "closing",
             lambda r: r.recognize("builtin:speech/boolean"),
             "cannot send RECOGNIZE: CLOSE was sent; wait for CLOSED and open a new session",
