@@ -1022,3 +1022,36 @@ def test_closed_during_open_ends_the_opening() -> None:
     rec.receive(event("CLOSED", 1))
     assert not rec.opening and rec.state is RecognizerState.NO_SESSION
     rec.open()
+
+
+def test_opening_and_closing_are_booleans_throughout() -> None:
+    def flags(rec: Recognizer) -> Any:
+        return (rec.opening, rec.closing)
+
+    rec = Recognizer()
+    seen = [flags(rec)]
+    rec.open()
+    seen.append(flags(rec))
+    rec.receive(event("METHOD-FAILED", 1, ""))  # OPEN refused
+    seen.append(flags(rec))
+    rec.open()
+    rec.receive(event("OPENED", 2))
+    seen.append(flags(rec))
+    rec.close()
+    seen.append(flags(rec))
+    rec.receive(event("CLOSED", 3))
+    seen.append(flags(rec))
+    rec.open()
+    rec.receive(event("CLOSED", 4))  # closed while opening
+    seen.append(flags(rec))
+    # None is not False: the properties are documented as booleans
+    assert [tuple(type(f) for f in pair) for pair in seen] == [(bool, bool)] * len(seen)
+    assert seen == [
+        (False, False),
+        (True, False),
+        (False, False),
+        (False, False),
+        (False, True),
+        (False, False),
+        (False, False),
+    ]
