@@ -381,6 +381,9 @@ def test_every_event_name_has_its_class(name: str, cls: type) -> None:
     ev = parse_event(event(name, 7).encode())
     assert type(ev) is cls
     assert ev.type == name and ev.request_id == 7 and ev.channel_id == CHANNEL
+    # the handler name is the wire name in snake case; unknown events are "message"
+    expected = "message" if cls is UnknownEvent else name.lower().replace("-", "_")
+    assert ev.name == expected
 
 
 def test_default_params_exposes_headers() -> None:
@@ -616,3 +619,439 @@ def test_optional_envelope_fields_default_to_empty() -> None:
     assert isinstance(ev, Opened)
     assert ev.channel_id == "" and ev.headers == {}
     assert ev.completion_cause is None and ev.completion_reason is None
+
+
+# ------------------------------------------------------------------ exact messages and defaults
+
+_ASR_FRAME = {**_BASE_FRAME, "event": "RECOGNITION-COMPLETE"}
+
+
+@pytest.mark.parametrize(
+    ("setup", "command", "message"),
+    [
+        (
+            "none",
+            lambda r: r.get_params(),
+            "cannot send GET-PARAMS in state NoSession (allowed in IdleSession); "
+            "send OPEN and wait for OPENED first",
+        ),
+        (
+            "none",
+            lambda r: r.start_input_timers(),
+            "cannot send START-INPUT-TIMERS in state NoSession (allowed in Recognition); "
+            "send OPEN and wait for OPENED first",
+        ),
+        (
+            "idle",
+            lambda r: r.stop(),
+            "cannot send STOP in state IdleSession (allowed in Recognition); "
+            "start a recognition with RECOGNIZE first",
+        ),
+        (
+            "recognition",
+            lambda r: r.define_grammar("a", "builtin:speech/boolean"),
+            "cannot send DEFINE-GRAMMAR in state Recognition (allowed in IdleSession); "
+            "wait for RECOGNITION-COMPLETE or send STOP first",
+        ),
+        (
+            "recognition",
+            lambda r: r.set_params(a=1),
+            "cannot send SET-PARAMS in state Recognition (allowed in IdleSession); "
+            "wait for RECOGNITION-COMPLETE or send STOP first",
+        ),
+        (
+            "recognition",
+            lambda r: r.recognize("builtin:speech/boolean"),
+            "cannot send RECOGNIZE in state Recognition (allowed in IdleSession); "
+            "wait for RECOGNITION-COMPLETE or send STOP first",
+        ),
+        (
+            "recognition",
+            lambda r: r.close(),
+            "cannot send CLOSE in state Recognition (allowed in IdleSession); "
+            "wait for RECOGNITION-COMPLETE or send STOP first",
+        ),
+        (
+            "opening",
+            lambda r: r.open(),
+            "cannot send OPEN: OPEN was already sent; wait for OPENED",
+        ),
+        (
+            "idle",
+            lambda r: r.open(),
+            "cannot send OPEN in state IdleSession (allowed in NoSession); "
+            "one session at a time: send CLOSE and wait for CLOSED first",
+        ),
+        (
+            "recognition",
+            lambda r: r.open(),
+            "cannot send OPEN in state Recognition (allowed in NoSession); "
+            "one session at a time: send CLOSE and wait for CLOSED first",
+        ),
+        (
+            "closing",
+            lambda r: r.recognize("builtin:speech/boolean"),
+            "cannot send RECOGNIZE: CLOSE was sent; wait for CLOSED and open a new session",
+        ),
+        (
+            "closing",
+            lambda r: r.close(),
+            "cannot send CLOSE: CLOSE was sent; wait for CLOSED and open a new session",
+        ),
+    ],
+)
+def test_wrong_state_errors_say_what_to_do(setup: str, command: Any, message: str) -> None:
+    rec = Recognizer()
+    if setup == "opening":
+        rec.open()
+    elif setup != "none":
+        rec = opened_recognizer()
+        if setup == "recognition":
+            recognizing(rec)
+        elif setup == "closing":
+            rec.close()
+    with pytest.raises(LocalProtocolError) as info:
+        command(rec)
+    assert str(info.value) == message
+
+
+def test_audio_without_a_session_says_what_to_do() -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        Recognizer().send_audio_chunk(b"\x00\x00")
+    assert str(info.value) == "cannot send audio without a session; send OPEN first"
+    rec = opened_recognizer()
+    assert rec.send_audio_chunk(memoryview(b"\x03\x04")) == b"\x03\x04"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"asr": 1}, "body.asr must be an object or null, got int"),
+        ({"asr": {"transcript": 1}}, "body.asr.transcript must be a string, got int"),
+        (
+            {"asr": {"transcript": "a", "confidence": "high"}},
+            "body.asr.confidence must be a number, got str",
+        ),
+        (
+            {"asr": {"transcript": "a", "confidence": True}},
+            "body.asr.confidence must be a number, got bool",
+        ),
+        (
+            {"asr": {"transcript": "a", "start": "now"}},
+            "body.asr.start must be a number or null, got str",
+        ),
+        (
+            {"asr": {"transcript": "a", "end": False}},
+            "body.asr.end must be a number or null, got bool",
+        ),
+        (
+            {"asr": {"transcript": "a", "phones": 3}},
+            "body.asr.phones must be a string or null, got int",
+        ),
+        ({"nlu": [1]}, "body.nlu must be an object or null, got list"),
+        ({"nlu": {"type": 3}}, "body.nlu.type must be a string, got int"),
+        (
+            {"nlu": {"type": "builtin:x", "confidence": "0.5"}},
+            "body.nlu.confidence must be a number, got str",
+        ),
+        ({"grammar_uri": 1}, "body.grammar_uri must be a string or null, got int"),
+        ({"asr_model": 1.5}, "body.asr_model must be a string or null, got float"),
+        ({"version": 2}, "body.version must be a string or null, got int"),
+        ({"alternatives": [{}, 1]}, "body.alternatives[1] must be an object"),
+        (
+            {"alternatives": [{"asr": {"transcript": None}}]},
+            "body.alternatives[0].asr.transcript must be a string, got NoneType",
+        ),
+        (
+            {"alternatives": [{}, {"nlu": {"type": "t", "confidence": []}}]},
+            "body.alternatives[1].nlu.confidence must be a number, got list",
+        ),
+        (
+            {"alternatives": [{"grammar_uri": 5}]},
+            "body.alternatives[0].grammar_uri must be a string or null, got int",
+        ),
+    ],
+)
+def test_malformed_results_name_the_field(body: Dict[str, Any], message: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_event(json.dumps({**_ASR_FRAME, "body": body}))
+    assert str(info.value) == f"malformed Recognition API event: {message}"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"request_id": 1}, "missing or non-string 'event'"),
+        ({**_BASE_FRAME, "request_id": True}, "'request_id' must be an integer, got bool"),
+        ({**_BASE_FRAME, "request_id": 1.0}, "'request_id' must be an integer, got float"),
+        (
+            {**_BASE_FRAME, "completion_cause": 1},
+            "event.completion_cause must be a string or null, got int",
+        ),
+        (
+            {**_BASE_FRAME, "completion_reason": ["x"]},
+            "event.completion_reason must be a string or null, got list",
+        ),
+        ({**_BASE_FRAME, "body": [1]}, "'body' must be a string, an object or null, got list"),
+        ({**_BASE_FRAME, "body": True}, "'body' must be a string, an object or null, got bool"),
+    ],
+)
+def test_malformed_envelopes_name_the_field(data: Dict[str, Any], message: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_event(json.dumps(data))
+    assert str(info.value) == f"malformed Recognition API event: {message}"
+
+
+def test_frames_that_are_not_json_text_say_so() -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_event("not json")
+    assert str(info.value) == "malformed Recognition API event: not JSON (JSONDecodeError)"
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_event("[" * 100000)
+    assert str(info.value) == "malformed Recognition API event: not JSON (RecursionError)"
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_event(b"\xff\xfe")
+    assert str(info.value) == "malformed Recognition API event: binary frame that is not UTF-8 text"
+    with pytest.raises(ConfigurationError) as cfg:
+        Recognizer().receive(42)  # type: ignore[arg-type]
+    assert str(cfg.value) == "receive() takes str or bytes, got int"
+
+
+def test_text_and_binary_frames_parse_alike() -> None:
+    text = event("PARAMS-SET", 4, completion_reason="é")
+    for data in (text, text.encode(), bytearray(text.encode()), memoryview(text.encode())):
+        ev = parse_event(data)
+        assert isinstance(ev, ParamsSet)
+        assert ev.request_id == 4 and ev.completion_reason == "é"
+
+
+def test_optional_result_fields_default_as_the_protocol_defines() -> None:
+    body = {
+        "asr": {},
+        "nlu": {},
+        "alternatives": [{"asr": {"transcript": "x", "confidence": None}}],
+    }
+    ev = parse_event(json.dumps({**_ASR_FRAME, "body": body}))
+    assert isinstance(ev, RecognitionComplete)
+    assert ev.asr is not None
+    assert (ev.asr.transcript, ev.asr.confidence) == ("", 0.0)
+    assert (ev.asr.start, ev.asr.end, ev.asr.phones) == (None, None, None)
+    assert ev.nlu is not None
+    assert (ev.nlu.type, ev.nlu.value, ev.nlu.confidence) == ("", None, 0.0)
+    assert (ev.grammar_uri, ev.asr_model, ev.version) == (None, None, None)
+    (alt,) = ev.alternatives
+    assert alt.asr is not None and alt.asr.confidence == 0.0 and str(alt.asr) == "x"
+    assert alt.nlu is None
+    assert (alt.grammar_uri, alt.asr_model, alt.version) == (None, None, None)
+
+
+def test_integer_confidences_become_floats() -> None:
+    body = {
+        "asr": {"transcript": "oui", "confidence": 1},
+        "nlu": {"type": "builtin:speech/boolean", "value": True, "confidence": 0},
+    }
+    ev = parse_event(json.dumps({**_ASR_FRAME, "body": body}))
+    assert isinstance(ev, RecognitionComplete)
+    assert ev.asr is not None and ev.nlu is not None
+    assert type(ev.asr.confidence) is float and ev.asr.confidence == 1.0
+    assert type(ev.nlu.confidence) is float and ev.nlu.confidence == 0.0
+
+
+def test_null_alternatives_mean_none() -> None:
+    ev = parse_event(json.dumps({**_ASR_FRAME, "body": {"alternatives": None}}))
+    assert isinstance(ev, RecognitionComplete)
+    assert ev.alternatives == () and ev.asr is None and ev.nlu is None
+
+
+def test_missing_envelope_fields_default_as_the_protocol_defines() -> None:
+    ev = parse_event('{"event":"STOPPED"}')
+    assert isinstance(ev, Stopped)
+    assert ev.request_id is None and ev.channel_id == "" and ev.headers == {}
+    assert ev.completion_cause is None and ev.completion_reason is None and ev.body is None
+    assert ev.raw == {"event": "STOPPED"}
+    nulls = parse_event('{"event":"OPENED","request_id":0,"channel_id":null,"headers":null}')
+    assert nulls.channel_id == "" and nulls.headers == {}
+
+
+def test_recognition_complete_keeps_its_envelope_and_raw_frame() -> None:
+    frame = {
+        **_ASR_FRAME,
+        "request_id": 8,
+        "headers": {"h": 1},
+        "completion_cause": "Success",
+        "completion_reason": "ok",
+        "body": {"asr": {"transcript": "oui", "confidence": 0.9}},
+    }
+    ev = parse_event(json.dumps(frame))
+    assert isinstance(ev, RecognitionComplete)
+    assert (ev.type, ev.request_id, ev.channel_id) == ("RECOGNITION-COMPLETE", 8, "c")
+    assert ev.headers == {"h": 1} and ev.completion_reason == "ok"
+    assert ev.body == frame["body"] and ev.raw == frame
+
+
+def test_default_params_are_a_copy_of_the_headers() -> None:
+    ev = parse_event(event("DEFAULT-PARAMS", headers={"speech_language": "fr"}))
+    assert isinstance(ev, DefaultParams)
+    params = ev.params
+    params["speech_language"] = "en"
+    assert ev.params == {"speech_language": "fr"}
+
+
+def test_event_reprs_show_type_request_and_cause() -> None:
+    assert repr(parse_event(event("OPENED", 1))) == "<Opened request_id=1>"
+    failed = parse_event(event("METHOD-FAILED", 2, completion_cause="GramLoadFailure"))
+    assert repr(failed) == "<MethodFailed request_id=2 GramLoadFailure>"
+    assert repr(parse_event(event("NEW-THING", 3))) == "<UnknownEvent 'NEW-THING' request_id=3>"
+    body = {
+        "asr": {"transcript": "oui", "confidence": 0.9},
+        "nlu": {"type": "builtin:speech/boolean", "value": True, "confidence": 0.9},
+    }
+    done = parse_event(event("RECOGNITION-COMPLETE", 4, completion_cause="Success", body=body))
+    assert repr(done) == "<RecognitionComplete Success 'oui' value=True>"
+    nothing = parse_event(event("RECOGNITION-COMPLETE", 5, completion_cause="NoInputTimeout"))
+    assert repr(nothing) == "<RecognitionComplete NoInputTimeout '' value=None>"
+
+
+def test_recognizer_repr_shows_state_and_channel() -> None:
+    rec = Recognizer()
+    assert repr(rec) == "<Recognizer NoSession channel_id=''>"
+    rec = recognizing(opened_recognizer())
+    assert repr(rec) == f"<Recognizer Recognition channel_id='{CHANNEL}'>"
+
+
+def test_refusal_without_reason_uses_the_event_name_as_detail() -> None:
+    err = error_from_event(parse_event(event("MISSING-PARAM", 6)))
+    assert isinstance(err, MissingParamError) and isinstance(err, ValueError)
+    assert err.code == "MISSING-PARAM" and err.detail == "missing param"
+    assert str(err) == "MISSING-PARAM: missing param"
+    assert err.raw == json.loads(event("MISSING-PARAM", 6))
+    assert isinstance(error_from_event(parse_event(event("INVALID-PARAM-VALUE"))), ValueError)
+
+
+def test_completion_cause_constants_are_the_protocol_values() -> None:
+    constants = {
+        value
+        for key, value in vars(CompletionCause).items()
+        if key.isupper() and isinstance(value, str)
+    }
+    assert constants == CompletionCause.ALL and len(constants) == 12
+    assert CompletionCause.SUCCESSES < CompletionCause.ALL
+
+
+def test_open_defaults_and_codecs() -> None:
+    assert Recognizer().open() == (
+        '{"command":"OPEN","request_id":1,"channel_id":"","headers":'
+        '{"custom_id":"","audio_codec":"linear","session_id":""},"body":""}'
+    )
+    for codec in ("g711a", "g711u"):
+        assert json.loads(Recognizer().open(audio_codec=codec))["headers"]["audio_codec"] == codec
+    with pytest.raises(ConfigurationError) as info:
+        Recognizer().open(audio_codec="opus")
+    assert str(info.value) == "audio_codec must be one of linear, g711a, g711u, got 'opus'"
+
+
+@pytest.mark.parametrize("label", ["custom_id", "channel_id", "session_id"])
+def test_open_refuses_non_string_identifiers(label: str) -> None:
+    rec = Recognizer()
+    with pytest.raises(ConfigurationError) as info:
+        rec.open(**{label: 5})
+    assert str(info.value) == f"{label} must be a str, got int"
+    assert not rec.opening and rec.last_request_id is None
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, "1", None])
+def test_first_request_id_must_be_an_int(bad: Any) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Recognizer(first_request_id=bad)
+    assert str(info.value) == f"first_request_id must be an int, got {bad!r}"
+
+
+def test_recognize_argument_errors_say_what_to_do() -> None:
+    rec = opened_recognizer()
+    with pytest.raises(ConfigurationError) as info:
+        rec.recognize()
+    assert (
+        str(info.value) == "recognize() needs at least one grammar, e.g. 'builtin:speech/boolean'"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        rec.recognize("speech/boolean")
+    assert str(info.value) == (
+        "grammar must be a one-line 'builtin:...' or 'session:<alias>' str, got 'speech/boolean'"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        rec.recognize("builtin:speech/boolean", recognition_mode="fast")
+    assert str(info.value) == "recognition_mode must be 'normal' or 'hotword', got 'fast'"
+    with pytest.raises(ConfigurationError) as info:
+        rec.recognize("builtin:speech/boolean", start_input_timers=1)  # type: ignore[arg-type]
+    assert str(info.value) == "start_input_timers must be a bool"
+    with pytest.raises(ConfigurationError) as info:
+        rec.define_grammar("a\tb", "builtin:speech/boolean")
+    assert str(info.value) == "alias must be a non-empty str without spaces, got 'a\\tb'"
+    with pytest.raises(ConfigurationError) as info:
+        rec.define_grammar("ok", "builtin:a\nb")
+    assert str(info.value) == "uri must be a non-empty one-line str, got 'builtin:a\\nb'"
+    assert rec.last_request_id == 1  # nothing was built
+
+
+def test_events_outside_their_state_change_nothing() -> None:
+    rec = Recognizer()
+    rec.receive(event("RECOGNITION-IN-PROGRESS", 1))  # no session: ignored
+    assert rec.state is RecognizerState.NO_SESSION
+    rec.receive(event("STOPPED", 1))
+    assert rec.state is RecognizerState.NO_SESSION
+
+
+def test_a_refusal_of_another_command_keeps_close_pending() -> None:
+    rec = opened_recognizer()
+    rec.close()
+    rec.receive(event("METHOD-FAILED", 1))  # answers an earlier command, not CLOSE
+    assert rec.closing
+    rec.receive(event("METHOD-NOT-VALID", rec.last_request_id or 0))
+    assert not rec.closing and rec.state is RecognizerState.IDLE_SESSION
+
+
+def test_a_refusal_during_a_session_keeps_it_open() -> None:
+    rec = opened_recognizer()
+    rec.receive(event("INVALID-PARAM-VALUE", 1))
+    assert rec.state is RecognizerState.IDLE_SESSION and not rec.opening
+
+
+def test_closed_during_open_ends_the_opening() -> None:
+    rec = Recognizer()
+    rec.open()
+    rec.receive(event("CLOSED", 1))
+    assert not rec.opening and rec.state is RecognizerState.NO_SESSION
+    rec.open()
+
+
+def test_opening_and_closing_are_booleans_throughout() -> None:
+    def flags(rec: Recognizer) -> Any:
+        return (rec.opening, rec.closing)
+
+    rec = Recognizer()
+    seen = [flags(rec)]
+    rec.open()
+    seen.append(flags(rec))
+    rec.receive(event("METHOD-FAILED", 1, ""))  # OPEN refused
+    seen.append(flags(rec))
+    rec.open()
+    rec.receive(event("OPENED", 2))
+    seen.append(flags(rec))
+    rec.close()
+    seen.append(flags(rec))
+    rec.receive(event("CLOSED", 3))
+    seen.append(flags(rec))
+    rec.open()
+    rec.receive(event("CLOSED", 4))  # closed while opening
+    seen.append(flags(rec))
+    # None is not False: the properties are documented as booleans
+    assert [tuple(type(f) for f in pair) for pair in seen] == [(bool, bool)] * len(seen)
+    assert seen == [
+        (False, False),
+        (True, False),
+        (False, False),
+        (False, False),
+        (False, True),
+        (False, False),
+        (False, False),
+    ]

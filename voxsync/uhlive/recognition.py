@@ -818,6 +818,8 @@ class Recognizer:
                 RecognizerState.IDLE_SESSION: "start a recognition with RECOGNIZE first",
                 RecognizerState.RECOGNITION: ("wait for RECOGNITION-COMPLETE or send STOP first"),
             }[self._state]
+            if command == "OPEN":
+                hint = "one session at a time: send CLOSE and wait for CLOSED first"
             raise LocalProtocolError(
                 f"cannot send {command} in state {self._state.value} (allowed in {allowed}); {hint}"
             )
