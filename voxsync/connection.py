@@ -114,6 +114,12 @@ _POLL = 0.1  # slice for waits that must notice Ctrl+C and state changes
 
 _BATCH = 64  # items a lane handles before the pool turns to another lane
 
+# send() writes a chunk itself only if the previous send() was at least this
+# long ago: paced audio (a microphone, real time) is written through, saving
+# a hand-off per chunk; a burst (a file sent faster than real time) is queued
+# and the writer takes it in batches, which costs less than a write per call
+_THROUGH_GAP = 0.002
+
 # ---- notebook support: a process-wide registry of connections (weak: it
 # never keeps a connection alive), so close_all() can close the ones a
 # re-run notebook cell left behind.
@@ -503,6 +509,7 @@ class Connection:
         # chunk itself (_write_through): one writer at a time, in queue order
         self._write_lock = threading.Lock()
         self._through = False  # the provider implements _write_through
+        self._last_send = 0.0  # time.monotonic() of the last send() that got this far
         self._last_write = 0.0
         self._piece: Optional[int] = None
         self._last_chunk = b""  # the chunk last passed to send(): last_chunk
@@ -808,11 +815,12 @@ class Connection:
     def send(self, chunk: AudioData) -> None:
         """Queue one chunk of audio for sending; returns at once while there is room.
 
-        When nothing is queued and the connection's writer is idle, a
-        provider that can write without blocking (the WebSocket products)
-        writes the chunk at once on the calling thread, which saves the
-        hand-off to the writer; otherwise the chunk is queued and the
-        writer (a lane of the shared worker pool, :mod:`voxsync.pool`)
+        When nothing is queued, the connection's writer is idle and the
+        previous ``send()`` was more than 2 ms ago (paced audio, not a
+        burst), a provider that can write without blocking (the WebSocket
+        products) writes the chunk at once on the calling thread, which
+        saves the hand-off to the writer; otherwise the chunk is queued and
+        the writer (a lane of the shared worker pool, :mod:`voxsync.pool`)
         writes it. Either way chunks and commands go out in the order they
         were given, the overflow policy applies to what is queued, and a
         failed write ends the stream the same way (the error goes to
@@ -860,8 +868,11 @@ class Connection:
         if not data:
             return
         self._last_chunk = data  # last_chunk (the notebook's level meter)
-        if self._through and not self._send_q.queue and self._write_now(data):
-            return
+        if self._through:
+            now = time.monotonic()
+            paced, self._last_send = now - self._last_send >= _THROUGH_GAP, now
+            if paced and not self._send_q.queue and self._write_now(data):
+                return
         try:
             self._send_q.put_nowait(data)
         except queue.Full:
@@ -901,7 +912,7 @@ class Connection:
                     lane.notify()
                 self.metrics._queued(len(data), 1)
                 return True
-            self._last_write = time.monotonic()
+            self._last_write = self._last_send
         finally:
             lock.release()
         metrics = self.metrics
