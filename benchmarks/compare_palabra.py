@@ -226,6 +226,9 @@ def run_one(library: str, n: int, seconds: float, server: Any) -> Dict[str, Any]
     receive(pipe, proc)
     spec = {"provider": PROVIDER, "library": library, "n": n, "seconds": seconds, "info": info}
     failed = {"provider": PROVIDER, "library": library, "streams": n}
+    env = dict(os.environ)
+    if library == "baseline":  # voxsync from another checkout (--baseline)
+        env["VOXSYNC_BENCH_BASELINE"] = compare.BASELINE[0]
     try:
         done = subprocess.run(
             [sys.executable, __file__, "--worker", json.dumps(spec)],
@@ -233,6 +236,7 @@ def run_one(library: str, n: int, seconds: float, server: Any) -> Dict[str, Any]
             text=True,
             timeout=120 + 2 * seconds + n,
             cwd=ROOT,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return {**failed, "error": "timeout"}
@@ -240,6 +244,8 @@ def run_one(library: str, n: int, seconds: float, server: Any) -> Dict[str, Any]
         tail = (done.stderr or "").strip().splitlines()[-3:]
         return {**failed, "error": " | ".join(tail) or f"exit {done.returncode}"}
     result: Dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if library == "baseline" and not result.get("voxsync_file", "").startswith(compare.BASELINE[0]):
+        raise RuntimeError(f"the baseline run imported voxsync from {result.get('voxsync_file')}")
     pipe.send("arrivals")
     result.update(compare.lateness(result, receive(pipe, proc)))
     result["held"] = compare.held(result)
@@ -249,9 +255,10 @@ def run_one(library: str, n: int, seconds: float, server: Any) -> Dict[str, Any]
 def frame_costs() -> Dict[str, float]:
     """Microseconds to mask one audio frame (100 ms of 16 kHz PCM as Palabra's JSON).
 
-    Clients must mask every frame they send: websocket-client (voxsync's
-    transport) does it in Python, websockets (palabra-ai's) in C when its
-    extension is built.
+    Clients must mask every frame they send: websocket-client does it in
+    Python, websockets (palabra-ai's) in C when its extension is built, and
+    voxsync's transport builds its frames itself with numpy ("voxsync": the
+    whole frame, header and fresh key included).
     """
     import base64
     import timeit
@@ -276,6 +283,12 @@ def frame_costs() -> Dict[str, float]:
 
         candidates["websockets"] = lambda: apply_mask(frame, key)
     except ImportError:
+        pass
+    try:
+        from voxsync.transport.websocket import OPCODE_TEXT, encode_frame
+
+        candidates["voxsync"] = lambda: encode_frame(OPCODE_TEXT, frame)
+    except ImportError:  # a voxsync from before its own frames
         pass
     for name, call in candidates.items():
         best = min(timeit.repeat(call, number=2000, repeat=5)) / 2000
@@ -303,7 +316,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="audio per stream per run")
     parser.add_argument("--quick", action="store_true", help="N = 1, 10, 50; one repeat; 3 s")
     parser.add_argument(
-        "--libraries", nargs="+", default=["voxsync", "official"], choices=("voxsync", "official")
+        "--libraries",
+        nargs="+",
+        default=None,
+        choices=("voxsync", "official", "baseline"),
+        help="default: voxsync and official, plus baseline with --baseline",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a checkout of voxsync measured as a third library (before/after in one run)",
     )
     parser.add_argument(
         "--output",
@@ -314,6 +337,12 @@ def main() -> int:
     if args.worker:
         print(json.dumps(compare.worker(json.loads(args.worker))))
         return 0
+    if args.libraries is None:
+        args.libraries = ["voxsync", "official"] + (["baseline"] if args.baseline else [])
+    if "baseline" in args.libraries:
+        if args.baseline is None or not (args.baseline / "voxsync" / "__init__.py").is_file():
+            parser.error("the baseline library needs --baseline DIR, a checkout of voxsync")
+        compare.BASELINE[0] = str(args.baseline.resolve())
     if "official" in args.libraries and importlib.util.find_spec("palabra_ai") is None:
         print(
             "palabra-ai is not installed here; create the benchmark environment first "
@@ -340,7 +369,11 @@ def main() -> int:
                     compare.show(row)
     finally:
         stop_server(server[0], server[1])
-    pairs = {"voxsync/official": compare.ratios(rows, PROVIDER)} if len(args.libraries) > 1 else {}
+    pairs = {
+        f"{num}/{den}": compare.ratios(rows, PROVIDER, num, den)
+        for num, den in compare.PAIRS
+        if num in args.libraries and den in args.libraries
+    }
     summary = {PROVIDER: {"ratios": pairs}}
     compare.print_table(summary)
     costs = frame_costs()

@@ -114,6 +114,12 @@ _POLL = 0.1  # slice for waits that must notice Ctrl+C and state changes
 
 _BATCH = 64  # items a lane handles before the pool turns to another lane
 
+# send() writes a chunk itself only if the previous send() was at least this
+# long ago: paced audio (a microphone, real time) is written through, saving
+# a hand-off per chunk; a burst (a file sent faster than real time) is queued
+# and the writer takes it in batches, which costs less than a write per call
+_THROUGH_GAP = 0.002
+
 # ---- notebook support: a process-wide registry of connections (weak: it
 # never keeps a connection alive), so close_all() can close the ones a
 # re-run notebook cell left behind.
@@ -190,6 +196,22 @@ class _Control:
         return f"<control {len(self.frame)} {'chars' if isinstance(self.frame, str) else 'bytes'}>"
 
 
+class _Failed:
+    """Send queue item: a write on the caller's thread (see ``send()``) failed with ``error``.
+
+    The writer lane takes it first and fails the stream with it, as if its
+    own write had failed.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"<failed write: {type(self.error).__name__}>"
+
+
 _FINISH = _Sentinel("finish")  # send queue: audio before it is flushed, then end of stream
 _STOP = _Sentinel("stop")  # send / event queue: the thread ends
 _END = _Sentinel("end")  # event iterators: no more events
@@ -215,6 +237,14 @@ def _force_put(q: queue.Queue[Any], item: Any) -> None:
     """Put ``item`` even if ``q`` is full: end-of-life markers must never block."""
     with q.mutex:
         q.queue.append(item)
+        q.unfinished_tasks += 1
+        q.not_empty.notify()
+
+
+def _put_first(q: queue.Queue[Any], item: Any) -> None:
+    """Put ``item`` at the head of ``q``, even if it is full."""
+    with q.mutex:
+        q.queue.appendleft(item)
         q.unfinished_tasks += 1
         q.not_empty.notify()
 
@@ -491,6 +521,11 @@ class Connection:
         self._dispatch_lane: Optional[Lane] = None
         self._writer_lane: Optional[Lane] = None
         self._writer_stopped = False  # the writer failed or was cut: it discards until _STOP
+        # held by the writer lane for each step, and by send() while it writes a
+        # chunk itself (_write_through): one writer at a time, in queue order
+        self._write_lock = threading.Lock()
+        self._through = False  # the provider implements _write_through
+        self._last_send = 0.0  # time.monotonic() of the last send() that got this far
         self._last_write = 0.0
         self._piece: Optional[int] = None
         self._last_chunk = b""  # the chunk last passed to send(): last_chunk
@@ -796,6 +831,17 @@ class Connection:
     def send(self, chunk: AudioData) -> None:
         """Queue one chunk of audio for sending; returns at once while there is room.
 
+        When nothing is queued, the connection's writer is idle and the
+        previous ``send()`` was more than 2 ms ago (paced audio, not a
+        burst), a provider that can write without blocking (the WebSocket
+        products) writes the chunk at once on the calling thread, which
+        saves the hand-off to the writer; otherwise the chunk is queued and
+        the writer (a lane of the shared worker pool, :mod:`voxsync.pool`)
+        writes it. Either way chunks and commands go out in the order they
+        were given, the overflow policy applies to what is queued, and a
+        failed write ends the stream the same way (the error goes to
+        :meth:`wait` and the ``error`` handlers; this call returns).
+
         Parameters
         ----------
         chunk : bytes-like or numpy array
@@ -838,6 +884,11 @@ class Connection:
         if not data:
             return
         self._last_chunk = data  # last_chunk (the notebook's level meter)
+        if self._through:
+            now = time.monotonic()
+            paced, self._last_send = now - self._last_send >= _THROUGH_GAP, now
+            if paced and not self._send_q.queue and self._write_now(data):
+                return
         try:
             self._send_q.put_nowait(data)
         except queue.Full:
@@ -846,6 +897,44 @@ class Connection:
         if lane is not None:
             lane.notify()
         self.metrics._queued(len(data), self._send_q.qsize())
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write ``data`` on the caller's thread if that is safe and cannot block.
+
+        True when it was written (or its write failed: the writer lane then
+        fails the stream); False to queue it. Never waits: the writer lane
+        may be in a step (``_write_lock`` busy), something may be queued,
+        or the provider's :meth:`_write_through` may decline.
+        """
+        lock = self._write_lock
+        if not lock.acquire(False):
+            return False
+        try:
+            piece = self._piece
+            if (
+                self._send_q.queue  # queued meanwhile: never overtake it
+                or self._writer_stopped
+                or self._state is not State.OPEN
+                or (piece is not None and len(data) > piece)
+            ):
+                return False
+            try:
+                if not self._write_through(data):
+                    return False
+            except Exception as exc:  # the writer lane fails the stream, as for its own write
+                _put_first(self._send_q, _Failed(exc))
+                lane = self._writer_lane
+                if lane is not None:
+                    lane.notify()
+                self.metrics._queued(len(data), 1)
+                return True
+            self._last_write = self._last_send
+        finally:
+            lock.release()
+        metrics = self.metrics
+        metrics._queued(len(data), 0)
+        metrics._sent(len(data))
+        return True
 
     def _send_full(self, data: bytes) -> None:
         if self._overflow == "raise":
@@ -1290,6 +1379,31 @@ class Connection:
         """Write one control frame queued by :meth:`_send_control` (writer thread)."""
         raise NotImplementedError(f"{type(self).__name__} does not send control frames")
 
+    def _write_through(self, chunk: bytes) -> bool:
+        """Write one chunk of audio now, on the caller's thread, if that cannot block.
+
+        Called by :meth:`send` on the caller's thread, only while the stream
+        is open, nothing is queued, the writer lane is between steps (the
+        connection's ``_write_lock`` is held, so no other write of this
+        connection runs meanwhile), the writer has not failed, and ``chunk``
+        is no longer than ``max_chunk_seconds``. Return True once the chunk
+        was written as :meth:`_write_chunk` would write it; return False,
+        having written nothing, to have it queued for the writer instead
+        (the default: providers that do not override this always queue).
+        Must not wait: decline when a write could block. A failed write
+        raises: the writer lane then fails the stream with
+        :meth:`_write_failed`, exactly as if its own write had failed.
+        """
+        return False
+
+    def _write_failed(self, error: Exception) -> None:
+        """Raise the error of a failed :meth:`_write_through` (writer thread).
+
+        The writer lane calls this before anything queued after that chunk;
+        what it raises fails the stream like an error of :meth:`_write_chunk`.
+        """
+        raise error
+
     def _close_transport(self) -> None:
         """Release the transport so the reader returns (any thread; idempotent)."""
 
@@ -1493,6 +1607,7 @@ class Connection:
                 self._piece = max(fmt.frame_size, fmt.nbytes(seconds))
             self._writer_stopped = False
             self._last_write = time.monotonic()
+            self._through = type(self)._write_through is not Connection._write_through
         with self._lock:  # like _start_thread: not started once closed
             if self._closing:
                 log.debug("%s: closed before the %s lane started", self.name, role)
@@ -1657,6 +1772,10 @@ class Connection:
         provider's keepalive runs. A failure fails the connection; what is
         queued after it is discarded (counted) until ``_STOP``.
         """
+        with self._write_lock:  # send() writes nothing itself meanwhile
+            return self._writer_batch()
+
+    def _writer_batch(self) -> bool:
         q = self._send_q
         pending = q.queue
         taken = 0
@@ -1695,6 +1814,9 @@ class Connection:
         return False
 
     def _write_item(self, item: Any) -> None:
+        if type(item) is _Failed:
+            self._write_failed(item.error)
+            return
         if item is _FINISH:
             self._end_of_stream()
             return

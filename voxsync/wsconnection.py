@@ -75,6 +75,13 @@ class WebSocketConnection(Connection):
     ``_handshake_reply(frame)``
         One frame received during the handshake: True once the service
         accepted the stream; raise a voxsync error if it refused.
+    ``_audio_frame(chunk)``
+        The frame that carries one chunk of audio, or None to send nothing
+        (on the writer, or on the caller of ``send()`` when it writes the
+        chunk itself; with the socket's send lock held). A product that
+        implements it gets :meth:`_write_chunk` and the write-through of
+        :meth:`~voxsync.connection.Connection.send` from this class; one
+        that does not implements ``_write_chunk`` itself.
     ``_receive(frame)``
         One frame received on an open stream (reader thread): decode it,
         :meth:`~voxsync.connection.Connection._offer_reply` it to pending
@@ -113,6 +120,10 @@ class WebSocketConnection(Connection):
 
     def _receive(self, frame: Frame) -> None:
         """One frame of the open stream (reader thread)."""
+
+    def _audio_frame(self, chunk: bytes) -> Optional[Frame]:
+        """The frame carrying ``chunk``, None to send nothing (see the class notes)."""
+        raise NotImplementedError(f"{type(self).__name__} has no audio frames")
 
     def _refusal(self, exc: VoxsyncError) -> VoxsyncError:
         """The error to raise when the upgrade failed with ``exc`` (caller's thread).
@@ -182,6 +193,29 @@ class WebSocketConnection(Connection):
 
     def _write_control(self, frame: Union[str, bytes]) -> None:
         self._write_frame(frame)
+
+    def _write_chunk(self, chunk: bytes) -> None:
+        frame = self._audio_frame(chunk)
+        if frame is not None:
+            self._write_frame(frame)
+
+    def _write_through(self, chunk: bytes) -> bool:
+        # send()'s caller writes the frame itself when the socket has room
+        # for it at once (see Connection._write_through)
+        if type(self)._audio_frame is WebSocketConnection._audio_frame:
+            return False  # the product writes its audio its own way
+        transport = self._transport
+        if transport is None:
+            return False
+        # the frame's bound: base64 in JSON (4/3), header and envelope
+        return transport.send_now(lambda: self._audio_frame(chunk), 2 * len(chunk) + 512)
+
+    def _write_failed(self, error: Exception) -> None:
+        # as _write_frame does for the writer's own writes
+        self._let_reader_report()
+        if isinstance(error, DisconnectedError) or not isinstance(error, ConnectionError):
+            raise error
+        raise DisconnectedError(f"sending to {self.service} failed: {error}") from error
 
     def _keepalive(self) -> None:
         transport = self._transport

@@ -323,8 +323,8 @@ class TranslationSession(WebSocketConnection):
         if isinstance(event, StreamEnd):
             self._stream_ended()
 
-    def _write_chunk(self, chunk: bytes) -> None:
-        self._write_frame(codec.audio_frame(chunk))
+    def _audio_frame(self, chunk: bytes) -> Optional[Frame]:
+        return codec.audio_frame(chunk)
 
     def _end_of_stream(self) -> None:
         transport = self._transport

@@ -380,13 +380,12 @@ class ConversationConnection(WebSocketConnection):
             self._deliver(Message(type=event.type, raw=event.raw))
         # Ok (replies, phx_close): state only
 
-    def _write_chunk(self, chunk: bytes) -> None:
+    def _audio_frame(self, chunk: bytes) -> Optional[Frame]:
         with self._codec_lock:
             if self._codec.left:  # the service ended our session: the reader reports why
                 log.debug("%s: %d bytes after our session ended, not sent", self.name, len(chunk))
-                return
-            frame = self._codec.send_audio_chunk(chunk)
-        self._write_frame(frame)
+                return None
+            return self._codec.send_audio_chunk(chunk)
 
     def _end_of_stream(self) -> None:
         with self._codec_lock:
