@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -354,3 +355,50 @@ def test_a_dropped_socket_is_a_connection_error(raw: Tuple[RawServer, WebSocketT
     server.ready().shutdown(socket.SHUT_RDWR)
     with pytest.raises(ConnectionError, match="lost without a close frame"):
         t.recv(timeout=5)
+
+
+def test_a_frame_cut_off_by_ctrl_c_is_followed_by_nothing(
+    raw: Tuple[RawServer, WebSocketTransport],
+) -> None:
+    """Ctrl+C inside a write on the caller's thread: no byte may follow the cut frame.
+
+    The server does not read, so the kernel takes only part of a frame far
+    larger than the socket buffers; SIGINT then interrupts the write. What
+    went out must be exactly a prefix of that one frame: a close frame after
+    it would be read as more of its payload.
+    """
+    server, t = raw
+    conn = server.ready()
+    payload = os.urandom(16 << 20)
+    t._room = 1 << 40  # the room estimate is wrong once: the write goes ahead and blocks
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            t.send_now(lambda: payload, 16)
+            time.sleep(5)  # not reached when the write is interrupted
+    finally:
+        timer.cancel()
+        timer.join()
+    data = bytearray()
+    conn.settimeout(0.5)
+    try:  # what the kernel holds: the buffers are empty again before close()
+        while True:
+            piece = conn.recv(1 << 20)
+            assert piece, "the client closed before close()"
+            data += piece
+    except socket.timeout:
+        pass
+    t.close()
+    conn.settimeout(5)
+    while True:
+        piece = conn.recv(1 << 20)
+        if not piece:
+            break
+        data += piece
+    assert data[:2] == bytes((0x82, 0xFF))  # final binary frame, masked, 64-bit length
+    assert int.from_bytes(data[2:10], "big") == len(payload)
+    key, body = data[10:14], data[14:]
+    assert 0 < len(body) < len(payload)
+    unmasked = bytes(b ^ key[i & 3] for i, b in enumerate(body[-64:], len(body) - 64))
+    assert unmasked == payload[len(body) - 64 : len(body)]

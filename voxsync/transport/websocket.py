@@ -206,6 +206,10 @@ class WebSocketTransport:
         # bytes the socket's send buffer surely takes now (see _has_room); guarded
         # by websocket-client's send lock, like every write
         self._room = 0
+        # set when a write was cut off inside a frame (Ctrl+C between the parts
+        # of a partial write): nothing may follow it on the wire, not even a
+        # close frame
+        self._torn = False
         self._fragments: List[bytes] = []  # of a fragmented message being received
         self._fragment_opcode = OPCODE_BINARY
         self._close_lock = threading.Lock()
@@ -284,7 +288,9 @@ class WebSocketTransport:
         # a writer stuck in send() (the peer stopped reading) holds websocket-client's
         # send lock, and send_close() would wait for it forever: skip the close frame
         lock = getattr(ws, "lock", None)
-        if lock is None or lock.acquire(timeout=0.5):
+        if self._torn:
+            log.debug("a frame was cut off: closing %s without a close frame", self.service)
+        elif lock is None or lock.acquire(timeout=0.5):
             if lock is not None:
                 lock.release()
             try:
@@ -500,7 +506,7 @@ class WebSocketTransport:
         try:
             with ws.lock:  # websocket-client's own sends (pong, close) take it too
                 sock = ws.sock
-                if sock is None:
+                if sock is None or self._torn:
                     raise ConnectionError(f"the connection to {self.service} is closed")
                 sock.sendall(frame)
                 self._room -= len(frame)
@@ -565,15 +571,28 @@ class WebSocketTransport:
                 except BlockingIOError:
                     return False  # no room after all: nothing of the frame went out
                 if sent < len(data):  # the rest of the frame must follow before anything else
-                    sock.sendall(memoryview(data)[sent:])
+                    self._send_rest(sock, memoryview(data)[sent:])
             else:
-                sock.sendall(data)
+                self._send_rest(sock, data)
             self._room -= len(data)
             return True
         except OSError as exc:
             raise ConnectionError(f"sending to {self.service} failed: {exc}") from exc
         finally:
             lock.release()
+
+    def _send_rest(self, sock: socket.socket, data: Union[bytes, bytearray, memoryview]) -> None:
+        """``sock.sendall(data)``, marking the stream torn if it stops inside a frame.
+
+        On the caller's thread a Ctrl+C may interrupt the write after part of
+        the frame went out; any frame after it, a close frame included,
+        would then be read as the rest of the cut one.
+        """
+        try:
+            sock.sendall(data)
+        except BaseException:
+            self._torn = True
+            raise
 
     def _has_room(self, sock: socket.socket, size: int) -> bool:
         """True when ``size`` more bytes fit, with a margin, in the socket's send buffer.
