@@ -312,6 +312,8 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._close_lock = threading.Lock()
         self._reader_ident: Optional[int] = None
+        #: set when a disconnect starts: from then on no write waits without a bound
+        self.closing = False
         #: the WebSocket's writer, once the transport is a WebSocket (else None)
         self.direct: Optional[DirectWriter] = None
 
@@ -375,8 +377,10 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
                 engineio.packet.packet_names[pkt.packet_type],
                 pkt.data if not isinstance(pkt.data, bytes) else "<binary>",
             )
-        if pkt.packet_type == engineio.packet.CLOSE:
-            writer.send(pkt, 0.0)  # disconnect() waits for it, bounded
+        if pkt.packet_type == engineio.packet.CLOSE or self.closing:
+            # disconnect() waits for these, bounded, then cuts the socket (a
+            # write stuck on a stalled server holds the lock until then)
+            writer.send(pkt, 0.0)
         elif pkt.packet_type == engineio.packet.PONG or (
             threading.get_ident() == self._reader_ident
         ):
@@ -401,6 +405,7 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
         transport's sockets are shut down, which ends blocked reads and
         writes whatever the server does.
         """
+        self.closing = True
         with self._close_lock:
             if self.state != "connected":
                 # closing already, or closed: engineio would reset the queue
@@ -463,6 +468,11 @@ class SocketIOClient(socketio.Client):  # type: ignore[misc]
 
     def _engineio_client_class(self) -> type:
         return EngineIOClient
+
+    def disconnect(self) -> None:
+        """Send the namespaces' DISCONNECT packets, bounded, then close (see EngineIOClient)."""
+        self.eio.closing = True
+        super().disconnect()
 
     def _handle_eio_message(self, data: Any) -> None:
         try:
