@@ -15,10 +15,12 @@ through each and measures:
   (pooled workers are started for the load and retire when idle).
 
 ``--provider aiola`` measures the same with aiOla streams instead: the aiOla
-emulator in the child process (its scripted engine: one transcript per
-20 ms chunk, so as many events as the loopback server sends), each
-connection a ``voxsync.aiola`` stream (Engine.IO long-polling handshake, then
-the WebSocket upgrade), so its threads include python-engineio's.
+emulator in the child process, each connection a ``voxsync.aiola`` stream
+(Engine.IO long-polling handshake, then the WebSocket upgrade), so its
+threads include python-engineio's. Chunks of 100 ms every 100 ms, as aiOla's
+SDKs send them (1000 chunks per second at 100 connections, each
+acknowledged), and the emulator's scripted engine sends one transcript per
+chunk.
 
 Targets: send() p99 < 50 us; dispatch p99 < 1 ms at 100 connections; at most
 1.5 threads per connection at 100 connections. Prints a table and writes JSON
@@ -59,6 +61,7 @@ from _common import percentile, start_server, stop_server  # noqa: E402
 from loopback import LoopbackConnection, LoopbackServer  # noqa: E402
 
 CHUNK = b"\x01\x00" * 320  # 20 ms of 16 kHz mono s16le
+AIOLA_CHUNK = b"\x01\x00" * 1600  # 100 ms, as aiOla's SDKs send
 
 
 def serve(pipe: Any) -> None:
@@ -73,7 +76,7 @@ def serve_aiola(pipe: Any) -> None:
     from voxsync.emulators.aiola import AiolaEmulator
     from voxsync.emulators.engine import make_engine
 
-    engine = make_engine("scripted", transcripts=["benchmark"], every_bytes=len(CHUNK))
+    engine = make_engine("scripted", transcripts=["benchmark"], every_bytes=len(AIOLA_CHUNK))
     with AiolaEmulator(engine=engine) as emu:
         pipe.send(emu.base_url)
         pipe.recv()
@@ -111,6 +114,7 @@ def run(n: int, chunks: int, seconds: float, provider: str = "loopback") -> Dict
             conn.on("transcript", count)
             conn.connect(timeout=10)
         threads = voxsync_threads()
+        chunk, period = (CHUNK, 0.020) if provider == "loopback" else (AIOLA_CHUNK, 0.100)
         rss_open = proc.memory_info().rss
         # 1. burst: the cost of send() itself while the queue has room
         send_us: List[float] = []
@@ -118,30 +122,29 @@ def run(n: int, chunks: int, seconds: float, provider: str = "loopback") -> Dict
         for _ in range(chunks):
             for conn in conns:
                 t0 = clock()
-                conn.send(CHUNK)
+                conn.send(chunk)
                 send_us.append((clock() - t0) / 1000)
         deadline = time.monotonic() + 120
         while sum(received) < n * chunks and time.monotonic() < deadline:
             time.sleep(0.01)
         assert sum(received) == n * chunks, f"{sum(received)} of {n * chunks} events"
-        # 2. real time: every connection sends one 20 ms chunk every 20 ms
+        # 2. real time: every connection sends one chunk per period (20 ms, aiOla 100 ms)
         for conn in conns:  # keep the real-time phase's latency samples only
             del conn.metrics._latencies[:]
             conn.metrics._latency_next = 0
         #    (streams are independent, so their chunks are spread over the period)
-        period = 0.020
         ticks = int(seconds / period)
         slot = period / n
         threads_peak = threads
         start = time.perf_counter()
         for tick in range(ticks):
-            if tick % 5 == 0:  # every 100 ms
+            if tick % max(1, round(0.1 / period)) == 0:  # every 100 ms
                 threads_peak = max(threads_peak, voxsync_threads())
             for i, conn in enumerate(conns):
                 delay = start + tick * period + i * slot - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                conn.send(CHUNK)
+                conn.send(chunk)
         for conn in conns:
             conn.finish(timeout=60)
         latencies_ms = [lat * 1000 for conn in conns for lat in conn.metrics._latencies]
@@ -154,6 +157,7 @@ def run(n: int, chunks: int, seconds: float, provider: str = "loopback") -> Dict
         "connections": n,
         "burst_chunks_per_connection": chunks,
         "realtime_seconds": seconds,
+        "chunk_ms": period * 1000,
         "events_received": sum(received),
         "events_expected": n * (chunks + ticks),
         "send_us_p50": percentile(send_us, 50),

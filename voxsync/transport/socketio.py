@@ -36,6 +36,7 @@ import contextlib
 import functools
 import logging
 import queue
+import re
 import select
 import socket
 import threading
@@ -77,6 +78,9 @@ JOIN_TIMEOUT = 2.0
 #: Seconds a pong (or another packet sent from the reader thread) waits for the
 #: socket; when the socket is still busy, the next write sends it.
 CONTROL_WAIT = 0.5
+
+#: A Socket.IO ACK without arguments (``3/nsp,<id>[]``): decoded without JSON.
+_EMPTY_ACK = re.compile(r"3(?:(/[^,?]*),)?(\d+)\[\]")
 
 #: engine.io's loop functions -> the role their thread gets in the connection.
 THREAD_ROLES: Dict[str, str] = {
@@ -309,6 +313,12 @@ class EngineIOClient(engineio.Client):  # type: ignore[misc]
         self._sockets = _SocketRegistry()
         if "http_session" not in kwargs:
             kwargs["http_session"] = functools.partial(_tracked_session, self._sockets)
+        # Engine.IO's text is decoded strictly in C by websocket-client's recv()
+        # (a bad byte ends the transport as before); its pure-Python UTF-8
+        # check of every text frame first is the same work done twice
+        options = dict(kwargs.get("websocket_extra_options") or {})
+        options.setdefault("skip_utf8_validation", True)
+        kwargs["websocket_extra_options"] = options
         super().__init__(*args, **kwargs)
         self._close_lock = threading.Lock()
         self._reader_ident: Optional[int] = None
@@ -475,6 +485,12 @@ class SocketIOClient(socketio.Client):  # type: ignore[misc]
         super().disconnect()
 
     def _handle_eio_message(self, data: Any) -> None:
+        if type(data) is str and data[:1] == "3" and not self._binary_packet:
+            # an acknowledgement of audio, once per chunk: no packet object, no JSON
+            ack = _EMPTY_ACK.fullmatch(data)
+            if ack is not None:
+                self._handle_ack(ack.group(1) or "/", int(ack.group(2)), [])
+                return
         try:
             super()._handle_eio_message(data)
         except MalformedPacketError as exc:
