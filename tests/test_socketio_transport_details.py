@@ -145,6 +145,16 @@ def test_a_failed_write_reports_once_and_drops_what_was_pending(collector: tuple
     assert coll.messages == ["4before"]
 
 
+def test_a_packet_that_cannot_be_encoded_raises_to_its_sender_only(collector: tuple) -> None:
+    coll, ws = collector
+    writer = DirectWriter(ws, lambda: None)
+    with pytest.raises(TypeError):
+        writer.send(engineio.packet.Packet(engineio.packet.MESSAGE, data={"x": object()}))
+    assert writer.pending == 0 and not writer.broken
+    writer.send(message("next"))  # the packets after it still go out
+    assert coll.wait_for(1) == ["4next"]
+
+
 def test_join_without_a_timeout_does_not_wait(collector: tuple) -> None:
     _, ws = collector
     writer = DirectWriter(ws, lambda: None)

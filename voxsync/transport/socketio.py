@@ -42,7 +42,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Callable, Deque, Dict, Optional, cast
+from typing import Any, Callable, Deque, Dict, Optional, Tuple, cast
 
 import engineio
 import requests
@@ -172,7 +172,7 @@ class DirectWriter:
     def __init__(self, ws: Any, on_broken: Callable[[], None]) -> None:
         self._ws = ws
         self._lock = threading.Lock()
-        self._pending: Deque[Any] = collections.deque()
+        self._pending: Deque[Tuple[Any, bool]] = collections.deque()  # (encoded, binary)
         self._on_broken = on_broken
         self.broken = False
 
@@ -182,8 +182,13 @@ class DirectWriter:
         return len(self._pending)
 
     def send(self, pkt: Any, wait: Optional[float] = None) -> None:
-        """Write ``pkt`` after every packet sent before it (see the class notes)."""
-        self._pending.append(pkt)
+        """Write ``pkt`` after every packet sent before it (see the class notes).
+
+        The packet is encoded here, on the sender's thread, so that a packet
+        that cannot be encoded raises to its sender and never blocks the
+        packets after it.
+        """
+        self._pending.append((pkt.encode(), pkt.binary))
         self._flush(wait)
 
     def join(self, timeout: Optional[float] = None) -> None:
@@ -218,12 +223,11 @@ class DirectWriter:
         ws = self._ws
         pending = self._pending
         while pending and not self.broken:
-            pkt = pending[0]
+            data, binary = pending[0]
             try:
                 if deadline is not None and not self._writable(deadline):
                     return
-                data = pkt.encode()
-                if pkt.binary:
+                if binary:
                     ws.send_binary(data)
                 else:
                     ws.send(data)
