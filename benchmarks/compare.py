@@ -191,6 +191,14 @@ class VoxsyncAiola(Library):
     def __init__(self, info: Dict[str, Any]) -> None:
         from voxsync.aiola import AiolaClient
 
+        if info.get("aiola_no_ack"):
+            # --aiola-no-ack: no acknowledgement asked for audio (as if the server
+            # gave none), to measure what they cost; audio lost at a reset is
+            # then not counted
+            import voxsync.aiola.stream
+
+            voxsync.aiola.stream.ACK_PROBE = 0
+
         self.client = AiolaClient(api_key="bench", base_url=info["base_url"])
         self.client.get_access_token()
 
@@ -691,6 +699,11 @@ def main() -> int:
         "as a third library, for before/after ratios in one run",
     )
     parser.add_argument(
+        "--aiola-no-ack",
+        action="store_true",
+        help="voxsync's aiOla streams ask no acknowledgement of audio (measures their cost)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "compare.json"
     )
     args = parser.parse_args()
@@ -724,6 +737,8 @@ def main() -> int:
     for provider in args.providers:
         print(f"== {provider}", flush=True)
         server = start_server(functools.partial(serve, provider), spawn=True)
+        if args.aiola_no_ack:
+            server = (server[0], server[1], dict(server[2], aiola_no_ack=True))
         try:
             for rep in range(repeats):
                 for k, n in enumerate(streams):
@@ -767,6 +782,7 @@ def main() -> int:
                 "versions": versions(),
                 "seconds": seconds,
                 "repeats": repeats,
+                "aiola_no_ack": args.aiola_no_ack,
                 "summary": summary,
                 "rows": rows,
             },

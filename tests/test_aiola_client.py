@@ -238,16 +238,17 @@ def test_stream_transcribes_speech(emu: AiolaEmulator) -> None:
         rec = Recorder(conn)
         conn.connect(timeout=10)
         assert signal.getsignal(signal.SIGINT) is sigint  # no handler installed
-        # the connection's own threads are engine.io's; its handlers and its
-        # writing run on the shared pool (whose workers take a lane's name while
-        # running it)
+        # the connection's own thread is engine.io's reader: packets are written
+        # on the WebSocket by the threads that send them (no engine.io writer
+        # thread), its handlers and its writing run on the shared pool (whose
+        # workers take a lane's name while running it)
         workers = pool.threads()
         roles = {
             t.name.split("-", 3)[3]
             for t in threading.enumerate()
             if t.name.startswith(f"voxsync-{conn.name}-") and t not in workers
         }
-        assert roles == {"reader", "sio-writer"}
+        assert roles == {"reader"}
         assert workers and all(t.daemon for t in workers)
         assert conn.connected and conn.audio_format.sample_rate == 16000
         stream_and_finish(conn, pcm("two_utterances.wav"))

@@ -12,12 +12,18 @@ Wire protocol (Socket.IO v5 over Engine.IO v4):
   {"translation"}``, ``structured {"results"}``, ``error {"message",
   "details"}``; a namespace CONNECT_ERROR refuses the stream.
 
-python-socketio runs the transport. Its client threads are started through
-this connection, so they are named ``voxsync-aiola-<n>-...`` and joined by
-``close()``; its per-message handler threads are replaced by inline
-decoding on the reader thread (events then go to voxsync's single ordered
-dispatcher). Its own reconnection is off: voxsync's explicit policy
-(``reconnection_attempts``, ``reconnection_delay``) takes over.
+python-socketio runs the transport. Its one thread, python-engineio's
+reader, is started through this connection, so it is named
+``voxsync-aiola-<n>-reader`` and joined by ``close()``; its per-message
+handler threads are replaced by inline decoding on the reader thread (events
+then go to voxsync's single ordered dispatcher). On the WebSocket, packets
+are written by the thread that sends them (audio by the connection's
+writer, pongs by the reader) instead of by python-engineio's writer thread;
+while the transport long-polls (no WebSocket upgrade) python-engineio's
+writer thread ``voxsync-aiola-<n>-sio-writer`` posts them
+(:mod:`voxsync.transport.socketio`). Its own reconnection is off: voxsync's
+explicit policy (``reconnection_attempts``, ``reconnection_delay``) takes
+over.
 """
 
 from __future__ import annotations
