@@ -230,6 +230,9 @@ class Pool:
         self._names = itertools.count(1)
         self._workers: List[threading.Thread] = []
         self._idle = 0
+        # started but not yet in their loop: each will watch the queue, so a
+        # burst of work does not start a thread per lane before they run
+        self._starting = 0
         self._polling = 0  # idle workers that look at the queue every SPAWN_AFTER
         self._open = 0
         self._running: Dict[threading.Thread, float] = {}  # worker -> when it took its lane
@@ -298,8 +301,8 @@ class Pool:
         with self._cond:
             runq = self._runq
             runq.append((time.monotonic(), lane))
-            if not self._idle:  # nobody watches the queue: a new worker (see _work)
-                self._spawn()
+            if not self._idle and not self._starting:  # nobody watches the queue: a new
+                self._spawn()  # worker (see _work)
             elif not self._running or not self._polling:
                 self._cond.notify()
             # else a running worker takes it when its lane is done, and the
@@ -312,14 +315,15 @@ class Pool:
             if self._timers[0][2] is lane:
                 if self._idle:
                     self._cond.notify()  # an idle worker recomputes its wait
-                elif not watching:  # every worker is busy, maybe blocked: one must watch
-                    self._spawn()
+                elif not watching and not self._starting:
+                    self._spawn()  # every worker is busy, maybe blocked: one must watch
 
     def _spawn(self) -> None:  # with _cond held
         worker = threading.Thread(
             target=self._work, name=f"voxsync-pool-{next(self._names)}", daemon=True
         )
         self._workers.append(worker)
+        self._starting += 1
         worker.start()
 
     def _work(self) -> None:
@@ -340,10 +344,14 @@ class Pool:
         idle_since = time.monotonic()
         free = False  # True right after running a lane
         overslept = 0.0  # how late this worker's last timed wait returned
+        starting = True
         while True:
             due: List[Tuple[float, Lane]] = []
             lane: Optional[Lane] = None
             with cond:
+                if starting:
+                    starting = False
+                    self._starting -= 1
                 running.pop(me, None)
                 while True:
                     now = time.monotonic()
@@ -369,7 +377,12 @@ class Pool:
                             lane = runq.popleft()[1]
                             if runq and self._idle:
                                 cond.notify()  # more queued: wake another idle worker
-                            elif not free and not self._idle and (runq or timers or running):
+                            elif (
+                                not free
+                                and not self._idle
+                                and not self._starting
+                                and (runq or timers or running)
+                            ):
                                 self._spawn()  # the watcher runs a lane now: a new one
                             running[me] = now
                             break
