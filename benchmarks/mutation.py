@@ -220,7 +220,17 @@ def run_module(
         else:
             # generate the mutants and record which tests reach them; the
             # filter matches no mutant, so mutmut stops before running any
-            _mutmut(work, "run", "--max-children", str(jobs), "voxsync.no-such-mutant", quiet=True)
+            for attempt in (1, 2):
+                prepared = _mutmut(
+                    work, "run", "--max-children", str(jobs), "voxsync.no-such-mutant", quiet=True
+                )
+                if (work / "mutants" / "mutmut-stats.json").exists():
+                    break
+                # the test run that maps tests to functions failed (a flaky
+                # test on a busy machine): show why, and try once more
+                print("\n".join(prepared.stdout.replace("\r", "\n").splitlines()[-30:]))
+                if attempt == 2:
+                    raise SystemExit("mutmut could not map the tests to the module's functions")
             every = sorted(_statuses(work))
             if rerun is not None:
                 chosen = sorted(rerun)
