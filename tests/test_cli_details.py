@@ -12,6 +12,7 @@ import argparse
 import io
 import json
 import os
+import re
 import sys
 import types
 from typing import IO, Any, Dict, Iterator, List, Tuple
@@ -509,3 +510,92 @@ def test_a_partial_that_fits_the_width_is_shown_whole(monkeypatch: pytest.Monkey
     text = "x" * 29
     Display(out, io.StringIO(), live=True).event("transcript", Transcript(text, is_final=False))
     assert out.getvalue() == "\r\x1b[K" + text
+
+
+# -------------------------------------------------------------------- help
+
+#: what ``--help`` of each command says about each of its options: the
+#: command's reference for its users (kept word for word, so that a change
+#: to it is made on purpose)
+HELP = {
+    (): [
+        "usage: voxsync [options] COMMAND ...",
+        "Live speech-to-text from files and microphones (offline by default).",
+        "transcribe transcribe audio files",
+        "listen transcribe the microphone",
+        "devices list audio input devices",
+        "emulate run a local emulator of a provider",
+        "speech service to use (default: local, offline)",
+        "--log-level {debug,info,warning,error,critical}",
+        "show library log messages from this level on (default: warning)",
+        "--debug show tracebacks of errors",
+        "local options:",
+        "Run 'voxsync COMMAND --help' for the options of a command.",
+    ],
+    ("transcribe",): [
+        "usage: voxsync [options] COMMAND ... transcribe [options] FILE [FILE ...]",
+        "Transcribe audio files (any rate, channels and format the audio layer reads). "
+        "In a terminal the current partial is shown on one line and each final is printed.",
+        "FILE audio file(s)",
+        "--format {text,json} text for people (default) or one JSON object per event",
+        "--no-partials do not show partial results (text format)",
+        "--timestamps show start and end times of finals",
+        "--realtime send the audio at real-time pace (default for cloud providers)",
+        "--no-realtime send as fast as the provider accepts (default for local)",
+        "--chunk-ms MS audio per send (default 100)",
+        "--jobs N transcribe N files at a time; a failed file does not stop the others, "
+        "and the exit status is the number of files that failed",
+        "speech service to use (default: local, offline)",
+        "show library log messages from this level on (default: warning)",
+        "--debug show tracebacks of errors",
+    ],
+    ("listen",): [
+        "usage: voxsync [options] COMMAND ... listen [options]",
+        "Transcribe a microphone until Ctrl+C (the last words are printed).",
+        "--device INDEX|NAME input device (see 'voxsync devices')",
+        "--samplerate HZ capture rate (default 16000)",
+        "--duration S stop after S seconds",
+        "--format {text,json} text for people (default) or one JSON object per event",
+        "--no-partials do not show partial results (text format)",
+        "--timestamps show start and end times of finals",
+        "speech service to use (default: local, offline)",
+    ],
+    ("devices",): [
+        "List audio input devices: index, name, channels, default rate (* = default).",
+        "--format {text,json}",
+    ],
+    ("emulate",): [
+        "Run a local server that speaks a provider's protocol. "
+        "'voxsync emulate NAME --help' lists its options.",
+    ],
+}
+
+
+@pytest.mark.parametrize("command", sorted(HELP), ids=lambda c: " ".join(c) or "voxsync")
+def test_help_of_each_command_describes_its_options(
+    command: Tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, err = run([*command, "--help"], capsys)
+    assert code == 0 and err == ""
+    shown = " ".join(out.split())  # argparse wraps lines to the terminal width
+    for line in HELP[command]:
+        # a whole phrase, not part of a longer word
+        assert re.search(rf"(?<!\S){re.escape(line)}(?!\S)", shown), line
+
+
+def test_help_states_the_defaults_the_options_really_have() -> None:
+    from voxsync.cli import build_parser
+
+    args = build_parser().parse_args(["transcribe", "x.wav"])
+    assert args.chunk_ms == 100.0 and args.format == "text" and args.provider == "local"
+    assert args.realtime is None and args.jobs is None and args.log_level is None
+    assert args.no_partials is False and args.timestamps is False and args.debug is False
+    args = build_parser().parse_args(["listen"])
+    assert args.samplerate == 16000 and args.duration is None and args.device is None
+
+
+def test_emulate_help_names_every_emulator(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["emulate", "--help"], capsys)
+    assert code == 0
+    assert "NAME" in out and f"emulator: {', '.join(emulator_names())}" in " ".join(out.split())
