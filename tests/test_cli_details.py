@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import re
 import sys
@@ -599,3 +600,61 @@ def test_emulate_help_names_every_emulator(capsys: pytest.CaptureFixture[str]) -
     code, out, _ = run(["emulate", "--help"], capsys)
     assert code == 0
     assert "NAME" in out and f"emulator: {', '.join(emulator_names())}" in " ".join(out.split())
+
+
+# ----------------------------------------------------------------- logging
+
+
+def _logging_cli(seen: List[Tuple[int, bool]]) -> types.ModuleType:
+    """A provider command-line module whose command logs at every level."""
+    module = types.ModuleType("acme_voxsync_cli")
+
+    def run_log(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+        logger = logging.getLogger("voxsync.acme")
+        root = logging.getLogger("voxsync")
+        seen.append((root.level, root.propagate))
+        logger.debug("debug line")
+        logger.info("info line")
+        logger.warning("warning line")
+        return 0
+
+    def add_commands(subparsers: Any, helpers: CommandHelpers) -> None:
+        subparsers.add_parser("acme-log", help="log").set_defaults(func=run_log)
+
+    module.add_commands = add_commands  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.mark.parametrize(
+    ("options", "shown"),
+    [
+        ([], ["warning"]),
+        (["--log-level", "info"], ["info", "warning"]),
+        (["--debug"], ["debug", "info", "warning"]),
+        (["--debug", "--log-level", "error"], []),
+    ],
+)
+def test_log_records_go_to_stderr_from_the_chosen_level_for_the_run_only(
+    registry: Dict[str, ProviderSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    options: List[str],
+    shown: List[str],
+) -> None:
+    seen: List[Tuple[int, bool]] = []
+    monkeypatch.setitem(sys.modules, "acme_voxsync_cli", _logging_cli(seen))
+    providers.register(ProviderSpec("acme", _local, cli="acme_voxsync_cli"))
+    root = logging.getLogger("voxsync")
+    before = (list(root.handlers), root.level, root.propagate)
+    code, out, err = run([*options, "acme-log"], capsys)
+    assert code == 0 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == len(shown)
+    for line, level in zip(lines, shown):
+        # "<date> <time> LEVEL logger: message"
+        assert re.fullmatch(
+            rf"\d{{4}}-\d\d-\d\d [\d:,]+ {level.upper()} voxsync\.acme: {level} line", line
+        ), line
+    assert seen == [(getattr(logging, (shown or ["error"])[0].upper()), False)]
+    # the library's logging is as the caller had it once main() returns
+    assert (list(root.handlers), root.level, root.propagate) == before
