@@ -245,8 +245,17 @@ def run_module(
             untested = set(_untested(work, todo))
             to_run = [n for n in todo if n not in untested]
             print(f"  {len(every)} mutants; running {len(to_run)} of a sample of {len(chosen)}")
-            if to_run:
-                _mutmut(work, "run", "--max-children", str(jobs), *to_run, quiet=True)
+            for attempt in (1, 2):
+                if not to_run:
+                    break
+                ran = _mutmut(work, "run", "--max-children", str(jobs), *to_run, quiet=True)
+                if any(_statuses(work).get(n) != "not checked" for n in to_run):
+                    break
+                # mutmut stopped before the first mutant (its clean run of
+                # the tests failed: a flaky test on a busy machine)
+                print("\n".join(ran.stdout.replace("\r", "\n").splitlines()[-30:]))
+                if attempt == 2:
+                    raise SystemExit("mutmut ran none of the mutants")
             statuses = {**(rerun or {}), **_statuses(work)}
             for name in untested.intersection(todo):
                 statuses[name] = "no tests"
