@@ -1363,3 +1363,39 @@ def test_a_pending_command_fails_saying_the_connection_was_closed():
             conn.command("unanswered", timeout=10)
         closer.join(5)
         assert str(info.value) == "the connection was closed"
+
+
+# ------------------------------------------------------ failures and timing
+class _KeepaliveFails(LoopbackConnection):
+    def _keepalive(self) -> None:
+        raise OSError("link down")
+
+
+def test_a_failed_keepalive_fails_the_stream_as_a_transport_error(server):
+    conn = _KeepaliveFails(server.port, keepalive_interval=0.05)
+    errors: List[BaseException] = []
+    disconnects: List[Disconnected] = []
+    conn.on("error", errors.append)
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    with pytest.raises(DisconnectedError) as info:
+        conn.wait(5)
+    assert str(info.value) == "sending failed: OSError: link down"
+    assert isinstance(info.value.__cause__, OSError)
+    assert errors == [info.value]
+    assert [(d.reason, d.error) for d in disconnects] == [
+        (DisconnectReason.TRANSPORT_ERROR, info.value)
+    ]
+
+
+def test_latency_of_an_event_that_arrived_while_connecting_counts_from_its_arrival(server):
+    class SlowGreeting(LoopbackConnection):
+        def _open(self, timeout: float) -> None:
+            super()._open(timeout)
+            self._deliver(StreamWarning("early", "delivered while connecting"))
+            time.sleep(0.3)  # the rest of the handshake
+
+    conn = SlowGreeting(server.port).connect(timeout=5)
+    conn.finish(timeout=5)  # every event dispatched
+    assert conn.metrics.events["warning"] == 1
+    assert conn.metrics.latency_max >= 0.3
