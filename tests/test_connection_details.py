@@ -1399,3 +1399,44 @@ def test_latency_of_an_event_that_arrived_while_connecting_counts_from_its_arriv
     conn.finish(timeout=5)  # every event dispatched
     assert conn.metrics.events["warning"] == 1
     assert conn.metrics.latency_max >= 0.3
+
+
+class _SlowToUnwind(LoopbackConnection):
+    """A transport whose reader takes ``unwind`` seconds to return once its socket closed."""
+
+    unwind: ClassVar[float] = 0.3
+
+    def _read_loop(self) -> None:
+        try:
+            super()._read_loop()
+        finally:
+            time.sleep(type(self).unwind)
+
+
+def _own_threads(conn: Connection) -> List[str]:
+    prefix = f"voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-"
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+
+
+def test_close_returns_once_the_reader_thread_ended(server):
+    conn = _SlowToUnwind(server.port).connect(timeout=5)
+    assert _own_threads(conn) != []
+    started = time.monotonic()
+    conn.close()
+    assert 0.25 <= time.monotonic() - started < 2.0
+    assert _own_threads(conn) == []
+
+
+def test_close_gives_up_on_a_stuck_reader_after_its_bound_and_says_so(server, caplog):
+    conn = type("Stuck", (_SlowToUnwind,), {"unwind": 3.0})(server.port).connect(timeout=5)
+    reader = f"voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-reader"
+    with caplog.at_level(logging.WARNING, logger="voxsync"):
+        started = time.monotonic()
+        conn.close()
+        assert 1.9 <= time.monotonic() - started < 2.8  # CLOSE_JOIN_TIMEOUT
+    assert f"{conn.name}: thread {reader} did not end within 2.0 s" in [
+        r.getMessage() for r in caplog.records
+    ]
+    for thread in threading.enumerate():
+        if thread.name == reader:
+            thread.join(5)
