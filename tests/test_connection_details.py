@@ -1440,3 +1440,40 @@ def test_close_gives_up_on_a_stuck_reader_after_its_bound_and_says_so(server, ca
     for thread in threading.enumerate():
         if thread.name == reader:
             thread.join(5)
+
+
+class _CountsEnds(LoopbackConnection):
+    def __init__(self, port: int, **options: Any) -> None:
+        super().__init__(port, **options)
+        self.ends = 0
+
+    def _end_of_stream(self) -> None:
+        self.ends += 1
+        super()._end_of_stream()
+
+
+def test_a_second_finish_while_finishing_waits_for_the_same_end_of_stream():
+    with LoopbackServer(reply_delay=0.6) as srv:  # the end of stream is answered in ~1.2 s
+        conn = _CountsEnds(srv.port).connect(timeout=5)
+        conn.send(CHUNK)
+        outcomes: List[Optional[BaseException]] = []
+
+        def finish() -> None:
+            try:
+                conn.finish(timeout=5)
+                outcomes.append(None)
+            except BaseException as exc:  # reported below
+                outcomes.append(exc)
+
+        first = threading.Thread(target=finish)
+        first.start()
+        deadline = time.monotonic() + 5
+        while conn.state != "finishing":
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        finish()  # the second call, while the first one waits
+        first.join(10)
+        assert not first.is_alive()
+        assert outcomes == [None, None]
+        assert conn.ends == 1
+        assert srv.received == [CHUNK]
