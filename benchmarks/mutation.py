@@ -256,7 +256,9 @@ def run_module(
                 print("\n".join(ran.stdout.replace("\r", "\n").splitlines()[-30:]))
                 if attempt == 2:
                     raise SystemExit("mutmut ran none of the mutants")
-            statuses = {**(rerun or {}), **_statuses(work)}
+            fresh = _statuses(work)
+            statuses = dict(rerun or fresh)  # a mutant not run again keeps its verdict
+            statuses.update({n: fresh.get(n, "not checked") for n in to_run})
             for name in untested.intersection(todo):
                 statuses[name] = "no tests"
             result["sample"] = {"size": len(chosen), "of": len(every), "seed": seed}
