@@ -658,3 +658,11 @@ def test_log_records_go_to_stderr_from_the_chosen_level_for_the_run_only(
     assert seen == [(getattr(logging, (shown or ["error"])[0].upper()), False)]
     # the library's logging is as the caller had it once main() returns
     assert (list(root.handlers), root.level, root.propagate) == before
+
+
+def test_a_plugin_event_without_is_final_is_shown_as_a_final_line() -> None:
+    # a provider plugin's own event type: text, no is_final
+    out = io.StringIO()
+    display = Display(out, io.StringIO(), live=True)
+    display.event("transcript", types.SimpleNamespace(text=" hello "))
+    assert out.getvalue() == "hello\n" and display.finals == 1
