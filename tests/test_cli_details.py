@@ -19,6 +19,7 @@ import types
 from typing import IO, Any, Dict, Iterator, List, Tuple
 
 import pytest
+from speech import sample
 
 import voxsync
 import voxsync.audio
@@ -666,3 +667,28 @@ def test_a_plugin_event_without_is_final_is_shown_as_a_final_line() -> None:
     display = Display(out, io.StringIO(), live=True)
     display.event("transcript", types.SimpleNamespace(text=" hello "))
     assert out.getvalue() == "hello\n" and display.finals == 1
+
+
+# ------------------------------------------------------------- transcribe
+
+
+def test_transcribe_timestamps_prefix_each_final_with_its_times(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["transcribe", "--timestamps", str(sample("yes.wav"))], capsys)
+    assert code == 0, err
+    match = re.fullmatch(r"\[ *(\d+\.\d\d) - +(\d+\.\d\d)\] yes\n", out)
+    assert match, out
+    start, end = float(match.group(1)), float(match.group(2))
+    assert 0.0 <= start < end <= 2.0
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_is_one_error_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "locked.wav"
+    path.write_bytes(sample("yes.wav").read_bytes())
+    path.chmod(0)
+    code, out, err = run(["transcribe", str(path)], capsys)
+    assert (code, out, err) == (1, "", f"voxsync: error: {path}: permission denied\n")
