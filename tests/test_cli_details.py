@@ -532,6 +532,7 @@ HELP = {
         "show library log messages from this level on (default: warning)",
         "--debug show tracebacks of errors",
         "local options:",
+        "uhlive, uhlive-bot options:",  # one module's options, for the providers sharing it
         "Run 'voxsync COMMAND --help' for the options of a command.",
     ],
     ("transcribe",): [
@@ -600,7 +601,9 @@ def test_help_states_the_defaults_the_options_really_have() -> None:
 def test_emulate_help_names_every_emulator(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["emulate", "--help"], capsys)
     assert code == 0
-    assert "NAME" in out and f"emulator: {', '.join(emulator_names())}" in " ".join(out.split())
+    shown = " ".join(out.split())
+    assert "usage: voxsync [options] COMMAND ... emulate [-h] NAME " in shown
+    assert f" NAME emulator: {', '.join(emulator_names())} " in shown
 
 
 # ----------------------------------------------------------------- logging
@@ -692,3 +695,44 @@ def test_an_unreadable_file_is_one_error_line(
     path.chmod(0)
     code, out, err = run(["transcribe", str(path)], capsys)
     assert (code, out, err) == (1, "", f"voxsync: error: {path}: permission denied\n")
+
+
+# ------------------------------------------------------- broken plugins
+
+
+def test_a_provider_whose_options_module_fails_to_import_is_named_in_a_warning(
+    registry: Dict[str, ProviderSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    providers.register(ProviderSpec("acme", _local, cli="acme_voxsync_cli_not_installed"))
+    with caplog.at_level(logging.WARNING, logger="voxsync"):
+        code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "acme options" not in out  # the command still works
+    assert (
+        "command-line options from acme_voxsync_cli_not_installed unavailable: "
+        "No module named 'acme_voxsync_cli_not_installed'"
+    ) in [r.getMessage() for r in caplog.records]
+
+
+def test_a_provider_whose_options_cannot_be_added_is_named_in_a_warning(
+    registry: Dict[str, ProviderSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    module = types.ModuleType("acme_voxsync_cli")
+
+    def add_cli_arguments(group: Any) -> None:
+        group.add_argument("--debug", action="store_true")  # taken by the command
+
+    module.add_cli_arguments = add_cli_arguments  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "acme_voxsync_cli", module)
+    providers.register(ProviderSpec("acme", _local, cli="acme_voxsync_cli"))
+    with caplog.at_level(logging.WARNING, logger="voxsync"):
+        code, _, _ = run(["--help"], capsys)
+    assert code == 0
+    assert (
+        "options of provider acme unavailable: argument --debug: conflicting option string: --debug"
+    ) in [r.getMessage() for r in caplog.records]
