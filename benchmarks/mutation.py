@@ -38,6 +38,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -305,6 +306,9 @@ def main() -> int:
         help="run again the survivors of the module's last recorded sample",
     )
     args = parser.parse_args()
+    # tests that press Ctrl+C need SIGINT, which a shell ignores in a job it
+    # starts in the background; a handler (unlike SIG_IGN) is not inherited
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.list:
         for module, tests in MODULES.items():
             print(f"voxsync/{module}: {' '.join(tests)}")
