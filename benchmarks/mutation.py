@@ -5,6 +5,8 @@ Usage (from the repository root, with the test extras and ``mutmut`` installed):
     python benchmarks/mutation.py                      # every core module
     python benchmarks/mutation.py redact format  # some of them
     python benchmarks/mutation.py --jobs 2 --list      # jobs; list the modules
+    python benchmarks/mutation.py cli --sample 300 --seed 1   # a random sample
+    python benchmarks/mutation.py cli --sample 300 --seed 1 --rerun-survivors
 
 For each module the script copies the project into a scratch directory,
 writes a ``[mutmut]`` section that mutates only that module and runs only
@@ -14,21 +16,35 @@ mutants left out. Results go to ``benchmarks/results/mutation.json`` (one
 entry per module, merged with earlier runs) and each survivor is printed
 as a diff, to be killed with a test. It takes minutes per module; it is not
 part of CI.
+
+With ``--sample N --seed S`` the script lets mutmut generate every mutant
+of the module and record which tests reach which function, then draws N
+mutant names uniformly at random without replacement (``random.Random(S)``
+over the sorted names) and runs only those: the kill rate of the sample
+estimates the module's, quoted with its 95 % Wilson score interval. A drawn
+mutant whose function no test reaches counts as "no tests" (not killed).
+``--rerun-survivors`` runs again only the mutants of the same sample that
+the last recorded run of the module left alive (after tests were added):
+the others keep their verdict, since adding tests cannot revive a mutant
+they already killed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
@@ -117,7 +133,75 @@ def _config(module: str, tests: List[str]) -> str:
     return "\n".join(lines)
 
 
-def run_module(module: str, jobs: int, keep: bool) -> Dict[str, object]:
+#: mutmut statuses that count as killed, and the ones that count against
+KILLED = ("killed", "timeout")
+COUNTED = ("killed", "timeout", "survived", "no tests", "suspicious", "segfault")
+
+
+def wilson(killed: int, n: int, z: float = 1.96) -> Tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``killed / n``."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = killed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _mutmut(work: Path, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    mutmut = Path(sys.executable).with_name("mutmut")
+    return subprocess.run(
+        [str(mutmut), *args],
+        cwd=work,
+        stdout=subprocess.PIPE if quiet else None,
+        stderr=subprocess.STDOUT if quiet else None,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def _statuses(work: Path) -> Dict[str, str]:
+    """Every mutant name of the run with its mutmut status."""
+    listing = _mutmut(work, "results", "--all", "true", quiet=True).stdout
+    found: Dict[str, str] = {}
+    for line in listing.splitlines():
+        name, sep, status = line.strip().partition(": ")
+        if sep and name.startswith("voxsync."):
+            found[name] = status.strip()
+    return found
+
+
+def _untested(work: Path, names: Sequence[str]) -> List[str]:
+    """The mutants among ``names`` whose function no selected test reaches.
+
+    Read from the test map mutmut recorded (``mutmut print-time-estimates``
+    would rebuild that map without the mutants and lose it).
+    """
+    stats = json.loads((work / "mutants" / "mutmut-stats.json").read_text())
+    reached = {k for k, v in stats["tests_by_mangled_function_name"].items() if v}
+    return [n for n in names if n.partition("__mutmut_")[0] not in reached]
+
+
+def _show_survivors(work: Path, survivors: Sequence[str]) -> None:
+    for name in survivors:
+        shown = _mutmut(work, "show", name, quiet=True).stdout
+        diff = [ln for ln in shown.splitlines() if ln[:1] in "+-" and ln[:3] not in "+++---"]
+        print(f"  survivor {name}:")
+        for ln in diff:
+            print(f"      {ln}")
+
+
+def run_module(
+    module: str,
+    jobs: int,
+    keep: bool,
+    sample: Optional[int] = None,
+    seed: int = 0,
+    rerun: Optional[Dict[str, str]] = None,
+) -> Dict[str, object]:
+    """Run mutmut on ``module``: every mutant, a random ``sample`` of them,
+    or (``rerun``: earlier statuses of a sample) that sample's survivors."""
     tests = MODULES[module]
     work = Path(tempfile.mkdtemp(prefix="voxsync-mutation-"))
     try:
@@ -128,47 +212,79 @@ def run_module(module: str, jobs: int, keep: bool) -> Dict[str, object]:
         # the project's [mutmut] section is replaced by this module's
         cfg = re.sub(r"(?ms)^\[mutmut\]$.*?(?=^\[|\Z)", "", (ROOT / "setup.cfg").read_text())
         (work / "setup.cfg").write_text(cfg + _config(module, tests))
-        mutmut = Path(sys.executable).with_name("mutmut")
         started = time.monotonic()
-        subprocess.run(
-            [str(mutmut), "run", "--max-children", str(jobs)],
-            cwd=work,
-            stdout=subprocess.DEVNULL,
-            check=False,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        result: Dict[str, object] = {"module": f"voxsync/{module}", "tests": tests}
+        if sample is None and rerun is None:
+            _mutmut(work, "run", "--max-children", str(jobs), quiet=True)
+            statuses = _statuses(work)
+            chosen = sorted(statuses)
+        else:
+            # generate the mutants and record which tests reach them; the
+            # filter matches no mutant, so mutmut stops before running any
+            for attempt in (1, 2):
+                prepared = _mutmut(
+                    work, "run", "--max-children", str(jobs), "voxsync.no-such-mutant", quiet=True
+                )
+                if (work / "mutants" / "mutmut-stats.json").exists():
+                    break
+                # the test run that maps tests to functions failed (a flaky
+                # test on a busy machine): show why, and try once more
+                print("\n".join(prepared.stdout.replace("\r", "\n").splitlines()[-30:]))
+                if attempt == 2:
+                    raise SystemExit("mutmut could not map the tests to the module's functions")
+            every = sorted(_statuses(work))
+            if rerun is not None:
+                chosen = sorted(rerun)
+                missing = [n for n in chosen if n not in every]
+                if missing:
+                    raise SystemExit(f"the code changed since the sample was drawn: {missing[:3]}")
+                todo = [n for n, st in rerun.items() if st not in KILLED]
+            else:
+                assert sample is not None
+                chosen = sorted(random.Random(seed).sample(every, min(sample, len(every))))
+                todo = chosen
+            untested = set(_untested(work, todo))
+            to_run = [n for n in todo if n not in untested]
+            print(f"  {len(every)} mutants; running {len(to_run)} of a sample of {len(chosen)}")
+            for attempt in (1, 2):
+                if not to_run:
+                    break
+                ran = _mutmut(work, "run", "--max-children", str(jobs), *to_run, quiet=True)
+                if any(_statuses(work).get(n) != "not checked" for n in to_run):
+                    break
+                # mutmut stopped before the first mutant (its clean run of
+                # the tests failed: a flaky test on a busy machine)
+                print("\n".join(ran.stdout.replace("\r", "\n").splitlines()[-30:]))
+                if attempt == 2:
+                    raise SystemExit("mutmut ran none of the mutants")
+            fresh = _statuses(work)
+            statuses = dict(rerun or fresh)  # a mutant not run again keeps its verdict
+            statuses.update({n: fresh.get(n, "not checked") for n in to_run})
+            for name in untested.intersection(todo):
+                statuses[name] = "no tests"
+            result["sample"] = {"size": len(chosen), "of": len(every), "seed": seed}
+        counts: Dict[str, int] = {}
+        for name in chosen:
+            status = statuses.get(name, "not checked")
+            counts[status] = counts.get(status, 0) + 1
+        survivors = [n for n in chosen if statuses.get(n) not in KILLED]
+        _show_survivors(work, survivors)
+        counted = sum(counts.get(k, 0) for k in COUNTED)
+        killed = sum(counts.get(k, 0) for k in KILLED)
+        result.update(
+            {
+                "stats": counts,
+                "killed": killed,
+                "counted": counted,
+                "kill_rate": round(killed / counted, 3) if counted else None,
+                "interval95": [round(x, 3) for x in wilson(killed, counted)] if counted else None,
+                "seconds": round(time.monotonic() - started, 1),
+                "survivors": survivors,
+                "statuses": {n: statuses.get(n, "not checked") for n in chosen},
+                "date": time.strftime("%Y-%m-%d"),
+            }
         )
-        subprocess.run(
-            [str(mutmut), "export-cicd-stats"], cwd=work, capture_output=True, check=True
-        )
-        stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
-        listing = subprocess.run(
-            [str(mutmut), "results"], cwd=work, capture_output=True, text=True, check=False
-        ).stdout
-        survivors = [
-            line.strip().split(":")[0] for line in listing.splitlines() if line.strip()
-        ]
-        for name in survivors:
-            shown = subprocess.run(
-                [str(mutmut), "show", name], cwd=work, capture_output=True, text=True, check=False
-            ).stdout
-            diff = [ln for ln in shown.splitlines() if ln[:1] in "+-" and ln[:3] not in "+++---"]
-            print(f"  survivor {name}:")
-            for ln in diff:
-                print(f"      {ln}")
-        counted = sum(
-            int(stats.get(k, 0))
-            for k in ("killed", "survived", "no_tests", "timeout", "suspicious", "segfault")
-        )
-        killed = int(stats.get("killed", 0)) + int(stats.get("timeout", 0))
-        return {
-            "module": f"voxsync/{module}",
-            "tests": tests,
-            "stats": stats,
-            "kill_rate": round(killed / counted, 3) if counted else None,
-            "seconds": round(time.monotonic() - started, 1),
-            "survivors": survivors,
-            "date": time.strftime("%Y-%m-%d"),
-        }
+        return result
     finally:
         if keep:
             print(f"  kept {work}")
@@ -182,7 +298,17 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="parallel mutants (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    parser.add_argument("--sample", type=int, help="run only N mutants drawn at random")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    parser.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="run again the survivors of the module's last recorded sample",
+    )
     args = parser.parse_args()
+    # tests that press Ctrl+C need SIGINT, which a shell ignores in a job it
+    # starts in the background; a handler (unlike SIG_IGN) is not inherited
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.list:
         for module, tests in MODULES.items():
             print(f"voxsync/{module}: {' '.join(tests)}")
@@ -198,12 +324,23 @@ def main() -> int:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in modules:
         print(f"voxsync/{module} ...", flush=True)
-        result = run_module(module, args.jobs, args.keep)
+        rerun = None
+        if args.rerun_survivors:
+            earlier = results.get(f"voxsync/{module}", {})
+            rerun = earlier.get("statuses")
+            if not rerun:
+                print(f"voxsync/{module}: no earlier run recorded", file=sys.stderr)
+                return 2
+        result = run_module(module, args.jobs, args.keep, args.sample, args.seed, rerun)
+        if rerun is not None:
+            result["sample"] = results[f"voxsync/{module}"].get("sample")
         results[result["module"]] = result
         rate = result["kill_rate"]
+        interval = result["interval95"]
+        low, high = interval if isinstance(interval, list) else (0.0, 1.0)
         print(
-            f"voxsync/{module}: kill rate {rate:.0%} ({result['stats']}) "
-            f"in {result['seconds']} s"
+            f"voxsync/{module}: kill rate {rate:.1%} ({result['killed']} of {result['counted']}, "
+            f"95 % interval {low:.1%} to {high:.1%}; {result['stats']}) in {result['seconds']} s"
             if rate is not None
             else f"voxsync/{module}: no mutants"
         )

@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
+import re
 import sys
 import types
 from typing import IO, Any, Dict, Iterator, List, Tuple
 
 import pytest
+from speech import sample
 
 import voxsync
 import voxsync.audio
@@ -509,3 +512,227 @@ def test_a_partial_that_fits_the_width_is_shown_whole(monkeypatch: pytest.Monkey
     text = "x" * 29
     Display(out, io.StringIO(), live=True).event("transcript", Transcript(text, is_final=False))
     assert out.getvalue() == "\r\x1b[K" + text
+
+
+# -------------------------------------------------------------------- help
+
+#: what ``--help`` of each command says about each of its options: the
+#: command's reference for its users (kept word for word, so that a change
+#: to it is made on purpose)
+HELP = {
+    (): [
+        "usage: voxsync [options] COMMAND ...",
+        "Live speech-to-text from files and microphones (offline by default).",
+        "transcribe transcribe audio files",
+        "listen transcribe the microphone",
+        "devices list audio input devices",
+        "emulate run a local emulator of a provider",
+        "speech service to use (default: local, offline)",
+        "--log-level {debug,info,warning,error,critical}",
+        "show library log messages from this level on (default: warning)",
+        "--debug show tracebacks of errors",
+        "local options:",
+        "uhlive, uhlive-bot options:",  # one module's options, for the providers sharing it
+        "Run 'voxsync COMMAND --help' for the options of a command.",
+    ],
+    ("transcribe",): [
+        "usage: voxsync [options] COMMAND ... transcribe [options] FILE [FILE ...]",
+        "Transcribe audio files (any rate, channels and format the audio layer reads). "
+        "In a terminal the current partial is shown on one line and each final is printed.",
+        "FILE audio file(s)",
+        "--format {text,json} text for people (default) or one JSON object per event",
+        "--no-partials do not show partial results (text format)",
+        "--timestamps show start and end times of finals",
+        "--realtime send the audio at real-time pace (default for cloud providers)",
+        "--no-realtime send as fast as the provider accepts (default for local)",
+        "--chunk-ms MS audio per send (default 100)",
+        "--jobs N transcribe N files at a time; a failed file does not stop the others, "
+        "and the exit status is the number of files that failed",
+        "speech service to use (default: local, offline)",
+        "show library log messages from this level on (default: warning)",
+        "--debug show tracebacks of errors",
+    ],
+    ("listen",): [
+        "usage: voxsync [options] COMMAND ... listen [options]",
+        "Transcribe a microphone until Ctrl+C (the last words are printed).",
+        "--device INDEX|NAME input device (see 'voxsync devices')",
+        "--samplerate HZ capture rate (default 16000)",
+        "--duration S stop after S seconds",
+        "--format {text,json} text for people (default) or one JSON object per event",
+        "--no-partials do not show partial results (text format)",
+        "--timestamps show start and end times of finals",
+        "speech service to use (default: local, offline)",
+    ],
+    ("devices",): [
+        "List audio input devices: index, name, channels, default rate (* = default).",
+        "--format {text,json}",
+    ],
+    ("emulate",): [
+        "Run a local server that speaks a provider's protocol. "
+        "'voxsync emulate NAME --help' lists its options.",
+    ],
+}
+
+
+@pytest.mark.parametrize("command", sorted(HELP), ids=lambda c: " ".join(c) or "voxsync")
+def test_help_of_each_command_describes_its_options(
+    command: Tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, err = run([*command, "--help"], capsys)
+    assert code == 0 and err == ""
+    shown = " ".join(out.split())  # argparse wraps lines to the terminal width
+    for line in HELP[command]:
+        # a whole phrase, not part of a longer word
+        assert re.search(rf"(?<!\S){re.escape(line)}(?!\S)", shown), line
+
+
+def test_help_states_the_defaults_the_options_really_have() -> None:
+    from voxsync.cli import build_parser
+
+    args = build_parser().parse_args(["transcribe", "x.wav"])
+    assert args.chunk_ms == 100.0 and args.format == "text" and args.provider == "local"
+    assert args.realtime is None and args.jobs is None and args.log_level is None
+    assert args.no_partials is False and args.timestamps is False and args.debug is False
+    args = build_parser().parse_args(["listen"])
+    assert args.samplerate == 16000 and args.duration is None and args.device is None
+
+
+def test_emulate_help_names_every_emulator(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["emulate", "--help"], capsys)
+    assert code == 0
+    shown = " ".join(out.split())
+    assert "usage: voxsync [options] COMMAND ... emulate [-h] NAME " in shown
+    assert f" NAME emulator: {', '.join(emulator_names())} " in shown
+
+
+# ----------------------------------------------------------------- logging
+
+
+def _logging_cli(seen: List[Tuple[int, bool]]) -> types.ModuleType:
+    """A provider command-line module whose command logs at every level."""
+    module = types.ModuleType("acme_voxsync_cli")
+
+    def run_log(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+        logger = logging.getLogger("voxsync.acme")
+        root = logging.getLogger("voxsync")
+        seen.append((root.level, root.propagate))
+        logger.debug("debug line")
+        logger.info("info line")
+        logger.warning("warning line")
+        return 0
+
+    def add_commands(subparsers: Any, helpers: CommandHelpers) -> None:
+        subparsers.add_parser("acme-log", help="log").set_defaults(func=run_log)
+
+    module.add_commands = add_commands  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.mark.parametrize(
+    ("options", "shown"),
+    [
+        ([], ["warning"]),
+        (["--log-level", "info"], ["info", "warning"]),
+        (["--debug"], ["debug", "info", "warning"]),
+        (["--debug", "--log-level", "error"], []),
+    ],
+)
+def test_log_records_go_to_stderr_from_the_chosen_level_for_the_run_only(
+    registry: Dict[str, ProviderSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    options: List[str],
+    shown: List[str],
+) -> None:
+    seen: List[Tuple[int, bool]] = []
+    monkeypatch.setitem(sys.modules, "acme_voxsync_cli", _logging_cli(seen))
+    providers.register(ProviderSpec("acme", _local, cli="acme_voxsync_cli"))
+    root = logging.getLogger("voxsync")
+    before = (list(root.handlers), root.level, root.propagate)
+    code, out, err = run([*options, "acme-log"], capsys)
+    assert code == 0 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == len(shown)
+    for line, level in zip(lines, shown):
+        # "<date> <time> LEVEL logger: message"
+        assert re.fullmatch(
+            rf"\d{{4}}-\d\d-\d\d [\d:,]+ {level.upper()} voxsync\.acme: {level} line", line
+        ), line
+    assert seen == [(getattr(logging, (shown or ["error"])[0].upper()), False)]
+    # the library's logging is as the caller had it once main() returns
+    assert (list(root.handlers), root.level, root.propagate) == before
+
+
+def test_a_plugin_event_without_is_final_is_shown_as_a_final_line() -> None:
+    # a provider plugin's own event type: text, no is_final
+    out = io.StringIO()
+    display = Display(out, io.StringIO(), live=True)
+    display.event("transcript", types.SimpleNamespace(text=" hello "))
+    assert out.getvalue() == "hello\n" and display.finals == 1
+
+
+# ------------------------------------------------------------- transcribe
+
+
+def test_transcribe_timestamps_prefix_each_final_with_its_times(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["transcribe", "--timestamps", str(sample("yes.wav"))], capsys)
+    assert code == 0, err
+    match = re.fullmatch(r"\[ *(\d+\.\d\d) - +(\d+\.\d\d)\] yes\n", out)
+    assert match, out
+    start, end = float(match.group(1)), float(match.group(2))
+    assert 0.0 <= start < end <= 2.0
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_is_one_error_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "locked.wav"
+    path.write_bytes(sample("yes.wav").read_bytes())
+    path.chmod(0)
+    code, out, err = run(["transcribe", str(path)], capsys)
+    assert (code, out, err) == (1, "", f"voxsync: error: {path}: permission denied\n")
+
+
+# ------------------------------------------------------- broken plugins
+
+
+def test_a_provider_whose_options_module_fails_to_import_is_named_in_a_warning(
+    registry: Dict[str, ProviderSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    providers.register(ProviderSpec("acme", _local, cli="acme_voxsync_cli_not_installed"))
+    with caplog.at_level(logging.WARNING, logger="voxsync"):
+        code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "acme options" not in out  # the command still works
+    assert (
+        "command-line options from acme_voxsync_cli_not_installed unavailable: "
+        "No module named 'acme_voxsync_cli_not_installed'"
+    ) in [r.getMessage() for r in caplog.records]
+
+
+def test_a_provider_whose_options_cannot_be_added_is_named_in_a_warning(
+    registry: Dict[str, ProviderSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    module = types.ModuleType("acme_voxsync_cli")
+
+    def add_cli_arguments(group: Any) -> None:
+        group.add_argument("--debug", action="store_true")  # taken by the command
+
+    module.add_cli_arguments = add_cli_arguments  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "acme_voxsync_cli", module)
+    providers.register(ProviderSpec("acme", _local, cli="acme_voxsync_cli"))
+    with caplog.at_level(logging.WARNING, logger="voxsync"):
+        code, _, _ = run(["--help"], capsys)
+    assert code == 0
+    assert (
+        "options of provider acme unavailable: argument --debug: conflicting option string: --debug"
+    ) in [r.getMessage() for r in caplog.records]

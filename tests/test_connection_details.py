@@ -1363,3 +1363,117 @@ def test_a_pending_command_fails_saying_the_connection_was_closed():
             conn.command("unanswered", timeout=10)
         closer.join(5)
         assert str(info.value) == "the connection was closed"
+
+
+# ------------------------------------------------------ failures and timing
+class _KeepaliveFails(LoopbackConnection):
+    def _keepalive(self) -> None:
+        raise OSError("link down")
+
+
+def test_a_failed_keepalive_fails_the_stream_as_a_transport_error(server):
+    conn = _KeepaliveFails(server.port, keepalive_interval=0.05)
+    errors: List[BaseException] = []
+    disconnects: List[Disconnected] = []
+    conn.on("error", errors.append)
+    conn.on("disconnect", disconnects.append)
+    conn.connect(timeout=5)
+    with pytest.raises(DisconnectedError) as info:
+        conn.wait(5)
+    assert str(info.value) == "sending failed: OSError: link down"
+    assert isinstance(info.value.__cause__, OSError)
+    assert errors == [info.value]
+    assert [(d.reason, d.error) for d in disconnects] == [
+        (DisconnectReason.TRANSPORT_ERROR, info.value)
+    ]
+
+
+def test_latency_of_an_event_that_arrived_while_connecting_counts_from_its_arrival(server):
+    class SlowGreeting(LoopbackConnection):
+        def _open(self, timeout: float) -> None:
+            super()._open(timeout)
+            self._deliver(StreamWarning("early", "delivered while connecting"))
+            time.sleep(0.3)  # the rest of the handshake
+
+    conn = SlowGreeting(server.port).connect(timeout=5)
+    conn.finish(timeout=5)  # every event dispatched
+    assert conn.metrics.events["warning"] == 1
+    assert conn.metrics.latency_max >= 0.3
+
+
+class _SlowToUnwind(LoopbackConnection):
+    """A transport whose reader takes ``unwind`` seconds to return once its socket closed."""
+
+    unwind: ClassVar[float] = 0.3
+
+    def _read_loop(self) -> None:
+        try:
+            super()._read_loop()
+        finally:
+            time.sleep(type(self).unwind)
+
+
+def _own_threads(conn: Connection) -> List[str]:
+    prefix = f"voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-"
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+
+
+def test_close_returns_once_the_reader_thread_ended(server):
+    conn = _SlowToUnwind(server.port).connect(timeout=5)
+    assert _own_threads(conn) != []
+    started = time.monotonic()
+    conn.close()
+    assert 0.25 <= time.monotonic() - started < 2.0
+    assert _own_threads(conn) == []
+
+
+def test_close_gives_up_on_a_stuck_reader_after_its_bound_and_says_so(server, caplog):
+    conn = type("Stuck", (_SlowToUnwind,), {"unwind": 5.0})(server.port).connect(timeout=5)
+    reader = f"voxsync-loopback-{conn.name.rsplit('-', 1)[1]}-reader"
+    with caplog.at_level(logging.WARNING, logger="voxsync"):
+        started = time.monotonic()
+        conn.close()
+        assert 1.9 <= time.monotonic() - started < 4.0  # CLOSE_JOIN_TIMEOUT, 2 s
+    assert f"{conn.name}: thread {reader} did not end within 2.0 s" in [
+        r.getMessage() for r in caplog.records
+    ]
+    for thread in threading.enumerate():
+        if thread.name == reader:
+            thread.join(10)
+
+
+class _CountsEnds(LoopbackConnection):
+    def __init__(self, port: int, **options: Any) -> None:
+        super().__init__(port, **options)
+        self.ends = 0
+
+    def _end_of_stream(self) -> None:
+        self.ends += 1
+        super()._end_of_stream()
+
+
+def test_a_second_finish_while_finishing_waits_for_the_same_end_of_stream():
+    with LoopbackServer(reply_delay=0.6) as srv:  # the end of stream is answered in ~1.2 s
+        conn = _CountsEnds(srv.port).connect(timeout=5)
+        conn.send(CHUNK)
+        outcomes: List[Optional[BaseException]] = []
+
+        def finish() -> None:
+            try:
+                conn.finish(timeout=5)
+                outcomes.append(None)
+            except BaseException as exc:  # reported below
+                outcomes.append(exc)
+
+        first = threading.Thread(target=finish)
+        first.start()
+        deadline = time.monotonic() + 5
+        while conn.state != "finishing":
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        finish()  # the second call, while the first one waits
+        first.join(10)
+        assert not first.is_alive()
+        assert outcomes == [None, None]
+        assert conn.ends == 1
+        assert srv.received == [CHUNK]
