@@ -90,17 +90,29 @@ MODULES: Dict[str, List[str]] = {
 }
 
 
+#: Modules whose tests open sound devices: PortAudio cannot be initialised
+#: again in a process forked from one that used it, so each mutant's tests run
+#: in a child of a fork server that never touched a device.
+FRESH_PROCESS = {"audio/microphone.py", "audio/speaker.py"}
+
+
 def _module_key(name: str) -> str:
     name = name.removeprefix("voxsync/")
     return name if name.endswith(".py") else name + ".py"
 
 
 def _config(module: str, tests: List[str]) -> str:
+    isolation = (
+        ["process_isolation = forkserver", "forkserver_warmup = none"]
+        if module in FRESH_PROCESS
+        else []
+    )
     lines = [
         "",
         "[mutmut]",
         "source_paths = voxsync",
         f"only_mutate = voxsync/{module}",
+        *isolation,
         "also_copy =",
         "    samples",
         "pytest_add_cli_args_test_selection =",
