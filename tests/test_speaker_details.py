@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from voxsync.audio import AudioFormat, SpeakerStream
+from voxsync.connection import Connection
 from voxsync.errors import AudioFormatError, ConfigurationError
 from voxsync.events import AudioChunk
 
@@ -292,3 +293,18 @@ def test_the_default_hangover_is_about_a_third_of_a_second() -> None:
     time.sleep(0.6)
     pull(speaker, 80)
     assert mic.calls == ["pause", "resume"]
+
+
+def test_play_from_plays_the_connection_s_audio_events() -> None:
+    class Source(Connection):  # a product that speaks: it emits ``audio`` events
+        provider = "source"
+        event_names = Connection.event_names | {"audio"}
+
+    conn = Source(None, output_format=FMT)
+    speaker = SpeakerStream(RATE, prebuffer=0)
+    speaker.play_from(conn)
+    assert conn.listeners("audio") == [speaker.play]
+    assert conn.listeners("warning") == []
+    handler = conn.listeners("audio")[0]
+    handler(AudioChunk(samples(0, 100), FMT, last=True))  # what the dispatcher calls
+    assert pull(speaker, 100) == samples(0, 100)
