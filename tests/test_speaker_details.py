@@ -8,6 +8,8 @@ PortAudio's output thread calls for each block, with a writable buffer of
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from typing import List
 
@@ -16,7 +18,7 @@ import pytest
 
 from voxsync.audio import AudioFormat, SpeakerStream
 from voxsync.connection import Connection
-from voxsync.errors import AudioFormatError, ConfigurationError
+from voxsync.errors import AudioFormatError, ConfigurationError, DeviceError
 from voxsync.events import AudioChunk
 
 RATE = 8000
@@ -308,3 +310,143 @@ def test_play_from_plays_the_connection_s_audio_events() -> None:
     handler = conn.listeners("audio")[0]
     handler(AudioChunk(samples(0, 100), FMT, last=True))  # what the dispatcher calls
     assert pull(speaker, 100) == samples(0, 100)
+
+
+# ------------------------------------------- PortAudio's side, simulated
+#
+# A stand-in for the sounddevice package (the seam between voxsync and
+# PortAudio), to reach what a real device rarely does: refuse to open or
+# start, fail to abort. tests/test_speaker.py plays through a real device.
+
+
+class FakePortAudioError(Exception):
+    """sounddevice.PortAudioError."""
+
+
+class FakeOutputStream:
+    def __init__(self, layer: FakeSoundDevice, **settings: object) -> None:
+        self.layer = layer
+        self.callback = settings.pop("callback")
+        self.settings = settings
+        self.calls: List[str] = []
+        if layer.open_error is not None:
+            raise layer.open_error
+        layer.streams.append(self)
+
+    def start(self) -> None:
+        self.calls.append("start")
+        if self.layer.start_error is not None:
+            raise self.layer.start_error
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+        if self.layer.abort_error is not None:
+            raise self.layer.abort_error
+
+    def close(self, ignore_errors: bool = False) -> None:
+        assert ignore_errors
+        self.calls.append("close")
+
+
+class FakeSoundDevice:
+    PortAudioError = FakePortAudioError
+
+    def __init__(self) -> None:
+        self.streams: List[FakeOutputStream] = []
+        self.open_error: object = None
+        self.start_error: object = None
+        self.abort_error: object = None
+
+    def RawOutputStream(self, **settings: object) -> FakeOutputStream:  # noqa: N802
+        return FakeOutputStream(self, **settings)
+
+
+@pytest.fixture
+def portaudio(monkeypatch: pytest.MonkeyPatch) -> FakeSoundDevice:
+    fake = FakeSoundDevice()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    return fake
+
+
+def test_the_device_is_opened_with_the_speaker_s_format(portaudio: FakeSoundDevice) -> None:
+    speaker = SpeakerStream(48000, 2, device="USB", latency=0.2)
+    assert speaker.start() is speaker
+    assert speaker.start() is speaker  # idempotent: one device stream
+    assert len(portaudio.streams) == 1
+    stream = portaudio.streams[0]
+    assert stream.settings == {
+        "samplerate": 48000,
+        "channels": 2,
+        "dtype": "int16",
+        "device": "USB",
+        "latency": 0.2,
+    }
+    assert stream.calls == ["start"] and speaker.active
+    assert repr(speaker) == f"<SpeakerStream {speaker.number} 48000 Hz stereo pcm_s16le running>"
+    # what the device's callback gets is what was played
+    speaker.play(AudioChunk(samples(0, 400) * 2, AudioFormat(48000, 2), last=True))
+    out = bytearray(1600)
+    stream.callback(out, 400, None, 0)
+    assert bytes(out) == samples(0, 400) * 2
+    speaker.close()
+    assert stream.calls == ["start", "abort", "close"] and not speaker.active
+    assert repr(speaker).endswith("stopped>")
+
+
+def test_the_default_device_and_latency(portaudio: FakeSoundDevice) -> None:
+    SpeakerStream().start().close()
+    assert portaudio.streams[0].settings["device"] is None
+    assert portaudio.streams[0].settings["latency"] == "low"
+
+
+@pytest.mark.parametrize("stage", ["open", "start"])
+@pytest.mark.parametrize(
+    "error", [FakePortAudioError("Invalid device [PaErrorCode -9996]"), ValueError("bad")]
+)
+def test_a_device_that_cannot_play_is_named(
+    portaudio: FakeSoundDevice, stage: str, error: Exception
+) -> None:
+    setattr(portaudio, f"{stage}_error", error)
+    speaker = SpeakerStream(device="hdmi")
+    with pytest.raises(DeviceError) as info:
+        speaker.start()
+    assert str(info.value) == (
+        f"cannot open output device 'hdmi' for 24000 Hz mono pcm_s16le: {error}"
+    )
+    assert info.value.__cause__ is error
+    assert not speaker.active
+
+
+def test_stop_plays_the_queue_out_then_stops_the_device(portaudio: FakeSoundDevice) -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0).start()
+    stream = portaudio.streams[0]
+    speaker.play(AudioChunk(samples(0, 200), FMT, last=True))
+    played: List[bytes] = []
+
+    def device() -> None:  # PortAudio's thread asks for 100 frames at a time
+        for _ in range(3):
+            out = bytearray(200)
+            stream.callback(out, 100, None, 0)
+            played.append(bytes(out))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=device)
+    thread.start()
+    assert speaker.stop(timeout=5) is True
+    thread.join(5)
+    assert played[:2] == [samples(0, 100), samples(100, 100)]
+    assert stream.calls == ["start", "stop", "abort", "close"]
+    assert not speaker.active
+
+
+def test_a_device_that_fails_to_abort_is_still_closed(portaudio: FakeSoundDevice) -> None:
+    portaudio.abort_error = FakePortAudioError("Stream is not active")
+    speaker = SpeakerStream(RATE).start()
+    speaker.play(samples(0, 100))
+    speaker.close()
+    assert portaudio.streams[0].calls == ["start", "abort", "close"]
+    assert not speaker.active and speaker.buffered == 0.0
+    speaker.close()
