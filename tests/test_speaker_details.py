@@ -418,6 +418,8 @@ def test_a_device_that_cannot_play_is_named(
     )
     assert info.value.__cause__ is error
     assert not speaker.active
+    if stage == "start":  # opened but not started: closed again, not left open
+        assert portaudio.streams[0].calls == ["start", "close"]
 
 
 def test_stop_plays_the_queue_out_then_stops_the_device(portaudio: FakeSoundDevice) -> None:
