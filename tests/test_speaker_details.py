@@ -8,6 +8,7 @@ PortAudio's output thread calls for each block, with a writable buffer of
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -340,6 +341,8 @@ class FakeOutputStream:
 
     def stop(self) -> None:
         self.calls.append("stop")
+        if self.layer.stop_error is not None:
+            raise self.layer.stop_error
 
     def abort(self) -> None:
         self.calls.append("abort")
@@ -359,6 +362,7 @@ class FakeSoundDevice:
         self.open_error: object = None
         self.start_error: object = None
         self.abort_error: object = None
+        self.stop_error: object = None
 
     def RawOutputStream(self, **settings: object) -> FakeOutputStream:  # noqa: N802
         return FakeOutputStream(self, **settings)
@@ -452,3 +456,20 @@ def test_a_device_that_fails_to_abort_is_still_closed(portaudio: FakeSoundDevice
     assert portaudio.streams[0].calls == ["start", "abort", "close"]
     assert not speaker.active and speaker.buffered == 0.0
     speaker.close()
+
+
+def test_a_device_that_fails_to_stop_is_closed_and_the_failure_logged(
+    portaudio: FakeSoundDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    portaudio.stop_error = FakePortAudioError("Unanticipated host error [PaErrorCode -9999]")
+    speaker = SpeakerStream(RATE).start()
+    with caplog.at_level(logging.DEBUG, logger="voxsync.audio.speaker"):
+        assert speaker.stop(timeout=5) is True  # nothing was queued
+    assert portaudio.streams[0].calls == ["start", "stop", "abort", "close"]
+    assert not speaker.active
+    failures = [r for r in caplog.records if "stopping the device failed" in r.getMessage()]
+    assert [r.getMessage() for r in failures] == [
+        f"speaker {speaker.number}: stopping the device failed"
+    ]
+    assert failures[0].levelno == logging.DEBUG
+    assert failures[0].exc_info is not None and failures[0].exc_info[1] is portaudio.stop_error
