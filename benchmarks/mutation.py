@@ -92,7 +92,8 @@ MODULES: Dict[str, List[str]] = {
 
 #: Modules whose tests open sound devices: PortAudio cannot be initialised
 #: again in a process forked from one that used it, so each mutant's tests run
-#: in a child of a fork server that never touched a device.
+#: in a child of a fork server that never touched a device (it only collected
+#: the tests, which opens none).
 FRESH_PROCESS = {"audio/microphone.py", "audio/speaker.py"}
 
 
@@ -103,7 +104,7 @@ def _module_key(name: str) -> str:
 
 def _config(module: str, tests: List[str]) -> str:
     isolation = (
-        ["process_isolation = forkserver", "forkserver_warmup = none"]
+        ["process_isolation = forkserver", "forkserver_warmup = collect"]
         if module in FRESH_PROCESS
         else []
     )
