@@ -473,3 +473,35 @@ def test_a_device_that_fails_to_stop_is_closed_and_the_failure_logged(
     ]
     assert failures[0].levelno == logging.DEBUG
     assert failures[0].exc_info is not None and failures[0].exc_info[1] is portaudio.stop_error
+
+
+def test_stop_plays_a_tail_shorter_than_the_prebuffer_within_its_timeout(
+    portaudio: FakeSoundDevice,
+) -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0.1).start()  # 800 frames
+    stream = portaudio.streams[0]
+    tail = samples(1, 50)
+    speaker.play(AudioChunk(tail, FMT, last=False))  # the sentence's end never comes
+    played: List[bytes] = []
+    running = threading.Event()
+    running.set()
+
+    def device() -> None:  # PortAudio's thread: 100 frames every 20 ms
+        while running.is_set():
+            out = bytearray(200)
+            stream.callback(out, 100, None, 0)
+            played.append(bytes(out))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=device)
+    thread.start()
+    try:
+        time.sleep(0.1)
+        assert set(b"".join(played)) == {0}  # collecting the prebuffer: silence
+        start = time.monotonic()
+        assert speaker.stop(timeout=0.9) is True  # stop() plays it anyway
+        assert time.monotonic() - start < 0.9
+    finally:
+        running.clear()
+        thread.join(5)
+    assert tail in b"".join(played)
