@@ -505,3 +505,15 @@ def test_stop_plays_a_tail_shorter_than_the_prebuffer_within_its_timeout(
         running.clear()
         thread.join(5)
     assert tail in b"".join(played)
+
+
+def test_stop_that_runs_out_of_time_says_so_and_discards_the_rest(
+    portaudio: FakeSoundDevice,
+) -> None:
+    speaker = SpeakerStream(RATE).start()  # the device never asks for audio
+    speaker.play(samples(0, RATE))  # one second queued
+    start = time.monotonic()
+    assert speaker.stop(timeout=0.2) is False
+    assert 0.2 <= time.monotonic() - start < 1.0
+    assert speaker.buffered == 0.0 and not speaker.active
+    assert portaudio.streams[0].calls == ["start", "abort", "close"]  # not played out
