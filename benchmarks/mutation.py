@@ -104,7 +104,14 @@ def _module_key(name: str) -> str:
 
 def _config(module: str, tests: List[str]) -> str:
     isolation = (
-        ["process_isolation = forkserver", "forkserver_warmup = collect"]
+        [
+            "process_isolation = forkserver",
+            "forkserver_warmup = collect",
+            # a mutant that makes stop() wait forever is killed after three
+            # times its tests' clean duration plus 10 s, not mutmut's 15 times
+            "timeout_multiplier = 3.0",
+            "timeout_constant = 10.0",
+        ]
         if module in FRESH_PROCESS
         else []
     )
