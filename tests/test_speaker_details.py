@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import pytest
@@ -341,6 +341,8 @@ class FakeOutputStream:
 
     def stop(self) -> None:
         self.calls.append("stop")
+        if self.layer.stop_gate is not None:  # a device whose stop() hangs
+            assert self.layer.stop_gate.wait(10)
         if self.layer.stop_error is not None:
             raise self.layer.stop_error
 
@@ -363,6 +365,7 @@ class FakeSoundDevice:
         self.start_error: object = None
         self.abort_error: object = None
         self.stop_error: object = None
+        self.stop_gate: Optional[threading.Event] = None
 
     def RawOutputStream(self, **settings: object) -> FakeOutputStream:  # noqa: N802
         return FakeOutputStream(self, **settings)
@@ -517,3 +520,21 @@ def test_stop_that_runs_out_of_time_says_so_and_discards_the_rest(
     assert 0.2 <= time.monotonic() - start < 1.0
     assert speaker.buffered == 0.0 and not speaker.active
     assert portaudio.streams[0].calls == ["start", "abort", "close"]  # not played out
+
+
+def test_a_device_whose_stop_hangs_bounds_stop_and_cannot_block_exit(
+    portaudio: FakeSoundDevice,
+) -> None:
+    portaudio.stop_gate = threading.Event()
+    speaker = SpeakerStream(RATE).start()
+    try:
+        start = time.monotonic()
+        assert speaker.stop(timeout=0.1) is False  # the device did not confirm
+        assert time.monotonic() - start < 1.5
+        assert not speaker.active
+        stuck = [t for t in threading.enumerate() if t.name == "voxsync-speaker-stop"]
+        assert len(stuck) == 1 and stuck[0].daemon  # never holds the interpreter at exit
+    finally:
+        portaudio.stop_gate.set()
+    stuck[0].join(5)
+    assert not stuck[0].is_alive()
