@@ -538,3 +538,47 @@ def test_a_device_whose_stop_hangs_bounds_stop_and_cannot_block_exit(
         portaudio.stop_gate.set()
     stuck[0].join(5)
     assert not stuck[0].is_alive()
+
+
+def _messages(caplog: pytest.LogCaptureFixture, level: int) -> List[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "voxsync.audio.speaker" and r.levelno == level
+    ]
+
+
+def test_close_reports_losses_and_discarded_audio_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="voxsync.audio.speaker")
+    overflowing = SpeakerStream(RATE, buffer_seconds=0.01, prebuffer=0)  # 80 frames
+    overflowing.play(samples(0, 100))
+    overflowing.close()
+    n = overflowing.number
+    assert _messages(caplog, logging.WARNING) == [f"speaker {n}: 0 underruns, 1 overflows"]
+    assert _messages(caplog, logging.DEBUG) == [f"speaker {n}: 160 queued bytes discarded"]
+    caplog.clear()
+    running_dry = SpeakerStream(RATE, prebuffer=0)
+    running_dry.play(AudioChunk(samples(0, 10), FMT, last=False))
+    pull(running_dry, 100)  # the sentence is not over: an underrun
+    running_dry.close()
+    assert _messages(caplog, logging.WARNING) == [
+        f"speaker {running_dry.number}: 1 underruns, 0 overflows"
+    ]
+    assert _messages(caplog, logging.DEBUG) == []  # nothing was left to discard
+    caplog.clear()
+    SpeakerStream(RATE).close()  # nothing lost, nothing queued: nothing to say
+    assert _messages(caplog, logging.WARNING) == _messages(caplog, logging.DEBUG) == []
+
+
+def test_a_failed_abort_is_logged_with_its_traceback(
+    portaudio: FakeSoundDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="voxsync.audio.speaker")
+    portaudio.abort_error = FakePortAudioError("Stream is not active")
+    speaker = SpeakerStream(RATE).start()
+    speaker.close()
+    failed = [r for r in caplog.records if "aborting failed" in r.getMessage()]
+    assert [r.getMessage() for r in failed] == [f"speaker {speaker.number}: aborting failed"]
+    assert failed[0].exc_info is not None and failed[0].exc_info[1] is portaudio.abort_error
