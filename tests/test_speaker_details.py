@@ -54,7 +54,9 @@ class Mic:
 def test_arguments_are_checked_with_the_rule_in_the_message() -> None:
     with pytest.raises(ConfigurationError, match=r"buffer_seconds must be > 0, got -1"):
         SpeakerStream(buffer_seconds=-1)
-    with pytest.raises(ConfigurationError, match="prebuffer must be >= 0 and smaller than"):
+    with pytest.raises(
+        ConfigurationError, match=r"^prebuffer must be >= 0 and smaller than buffer_seconds$"
+    ):
         SpeakerStream(buffer_seconds=1, prebuffer=1)
     with pytest.raises(ConfigurationError, match="prebuffer must be >= 0"):
         SpeakerStream(prebuffer=-0.1)
@@ -341,6 +343,7 @@ class FakeOutputStream:
 
     def stop(self) -> None:
         self.calls.append("stop")
+        time.sleep(self.layer.stop_delay)  # the device confirms after playing what it holds
         if self.layer.stop_gate is not None:  # a device whose stop() hangs
             assert self.layer.stop_gate.wait(10)
         if self.layer.stop_error is not None:
@@ -366,6 +369,7 @@ class FakeSoundDevice:
         self.abort_error: object = None
         self.stop_error: object = None
         self.stop_gate: Optional[threading.Event] = None
+        self.stop_delay = 0.0
 
     def RawOutputStream(self, **settings: object) -> FakeOutputStream:  # noqa: N802
         return FakeOutputStream(self, **settings)
@@ -582,3 +586,43 @@ def test_a_failed_abort_is_logged_with_its_traceback(
     failed = [r for r in caplog.records if "aborting failed" in r.getMessage()]
     assert [r.getMessage() for r in failed] == [f"speaker {speaker.number}: aborting failed"]
     assert failed[0].exc_info is not None and failed[0].exc_info[1] is portaudio.abort_error
+
+
+def test_muting_before_anything_played_keeps_the_microphone_live() -> None:
+    mic = Mic()
+    speaker = SpeakerStream(RATE, prebuffer=0)
+    speaker.mute_while_playing(mic)
+    assert pull(speaker, 100) == b"\x00" * 200  # nothing queued yet: silence, no error
+    assert mic.calls == []
+
+
+def test_stop_gives_the_device_half_a_second_past_the_timeout_to_confirm(
+    portaudio: FakeSoundDevice,
+) -> None:
+    portaudio.stop_delay = 0.2
+    speaker = SpeakerStream(RATE).start()
+    assert speaker.stop(timeout=0.05) is True  # confirmed 0.15 s late: still in time
+    assert portaudio.streams[0].calls == ["start", "stop", "abort", "close"]
+
+
+def test_leaving_the_with_block_plays_the_queue_out(portaudio: FakeSoundDevice) -> None:
+    played: List[bytes] = []
+    with SpeakerStream(RATE, prebuffer=0) as speaker:
+        stream = portaudio.streams[0]
+        speaker.play(AudioChunk(samples(0, 200), FMT, last=True))
+        running = threading.Event()
+        running.set()
+
+        def device() -> None:
+            while running.is_set():
+                out = bytearray(200)
+                stream.callback(out, 100, None, 0)
+                played.append(bytes(out))
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=device)
+        thread.start()
+    running.clear()
+    thread.join(5)
+    assert b"".join(played).startswith(samples(0, 200))
+    assert stream.calls == ["start", "stop", "abort", "close"]
