@@ -106,17 +106,37 @@ MODULES: Dict[str, List[str]] = {
 }
 
 
+#: Modules whose tests open sound devices: PortAudio cannot be initialised
+#: again in a process forked from one that used it, so each mutant's tests run
+#: in a child of a fork server that never touched a device (it only collected
+#: the tests, which opens none).
+FRESH_PROCESS = {"audio/microphone.py", "audio/speaker.py"}
+
+
 def _module_key(name: str) -> str:
     name = name.removeprefix("voxsync/")
     return name if name.endswith(".py") else name + ".py"
 
 
 def _config(module: str, tests: List[str]) -> str:
+    isolation = (
+        [
+            "process_isolation = forkserver",
+            "forkserver_warmup = collect",
+            # a mutant that makes stop() wait forever is killed after three
+            # times its tests' clean duration plus 10 s, not mutmut's 15 times
+            "timeout_multiplier = 3.0",
+            "timeout_constant = 10.0",
+        ]
+        if module in FRESH_PROCESS
+        else []
+    )
     lines = [
         "",
         "[mutmut]",
         "source_paths = voxsync",
         f"only_mutate = voxsync/{module}",
+        *isolation,
         "also_copy =",
         "    samples",
         "pytest_add_cli_args_test_selection =",

@@ -8,14 +8,18 @@ PortAudio's output thread calls for each block, with a writable buffer of
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
 import time
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import pytest
 
 from voxsync.audio import AudioFormat, SpeakerStream
-from voxsync.errors import AudioFormatError, ConfigurationError
+from voxsync.connection import Connection
+from voxsync.errors import AudioFormatError, ConfigurationError, DeviceError
 from voxsync.events import AudioChunk
 
 RATE = 8000
@@ -50,7 +54,9 @@ class Mic:
 def test_arguments_are_checked_with_the_rule_in_the_message() -> None:
     with pytest.raises(ConfigurationError, match=r"buffer_seconds must be > 0, got -1"):
         SpeakerStream(buffer_seconds=-1)
-    with pytest.raises(ConfigurationError, match="prebuffer must be >= 0 and smaller than"):
+    with pytest.raises(
+        ConfigurationError, match=r"^prebuffer must be >= 0 and smaller than buffer_seconds$"
+    ):
         SpeakerStream(buffer_seconds=1, prebuffer=1)
     with pytest.raises(ConfigurationError, match="prebuffer must be >= 0"):
         SpeakerStream(prebuffer=-0.1)
@@ -292,3 +298,331 @@ def test_the_default_hangover_is_about_a_third_of_a_second() -> None:
     time.sleep(0.6)
     pull(speaker, 80)
     assert mic.calls == ["pause", "resume"]
+
+
+def test_play_from_plays_the_connection_s_audio_events() -> None:
+    class Source(Connection):  # a product that speaks: it emits ``audio`` events
+        provider = "source"
+        event_names = Connection.event_names | {"audio"}
+
+    conn = Source(None, output_format=FMT)
+    speaker = SpeakerStream(RATE, prebuffer=0)
+    speaker.play_from(conn)
+    assert conn.listeners("audio") == [speaker.play]
+    assert conn.listeners("warning") == []
+    handler = conn.listeners("audio")[0]
+    handler(AudioChunk(samples(0, 100), FMT, last=True))  # what the dispatcher calls
+    assert pull(speaker, 100) == samples(0, 100)
+
+
+# ------------------------------------------- PortAudio's side, simulated
+#
+# A stand-in for the sounddevice package (the seam between voxsync and
+# PortAudio), to reach what a real device rarely does: refuse to open or
+# start, fail to abort. tests/test_speaker.py plays through a real device.
+
+
+class FakePortAudioError(Exception):
+    """sounddevice.PortAudioError."""
+
+
+class FakeOutputStream:
+    def __init__(self, layer: FakeSoundDevice, **settings: object) -> None:
+        self.layer = layer
+        self.callback = settings.pop("callback")
+        self.settings = settings
+        self.calls: List[str] = []
+        if layer.open_error is not None:
+            raise layer.open_error
+        layer.streams.append(self)
+
+    def start(self) -> None:
+        self.calls.append("start")
+        if self.layer.start_error is not None:
+            raise self.layer.start_error
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        time.sleep(self.layer.stop_delay)  # the device confirms after playing what it holds
+        if self.layer.stop_gate is not None:  # a device whose stop() hangs
+            assert self.layer.stop_gate.wait(10)
+        if self.layer.stop_error is not None:
+            raise self.layer.stop_error
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+        if self.layer.abort_error is not None:
+            raise self.layer.abort_error
+
+    def close(self, ignore_errors: bool = False) -> None:
+        assert ignore_errors
+        self.calls.append("close")
+
+
+class FakeSoundDevice:
+    PortAudioError = FakePortAudioError
+
+    def __init__(self) -> None:
+        self.streams: List[FakeOutputStream] = []
+        self.open_error: object = None
+        self.start_error: object = None
+        self.abort_error: object = None
+        self.stop_error: object = None
+        self.stop_gate: Optional[threading.Event] = None
+        self.stop_delay = 0.0
+
+    def RawOutputStream(self, **settings: object) -> FakeOutputStream:  # noqa: N802
+        return FakeOutputStream(self, **settings)
+
+
+@pytest.fixture
+def portaudio(monkeypatch: pytest.MonkeyPatch) -> FakeSoundDevice:
+    fake = FakeSoundDevice()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    return fake
+
+
+def test_the_device_is_opened_with_the_speaker_s_format(portaudio: FakeSoundDevice) -> None:
+    speaker = SpeakerStream(48000, 2, device="USB", latency=0.2)
+    assert speaker.start() is speaker
+    assert speaker.start() is speaker  # idempotent: one device stream
+    assert len(portaudio.streams) == 1
+    stream = portaudio.streams[0]
+    assert stream.settings == {
+        "samplerate": 48000,
+        "channels": 2,
+        "dtype": "int16",
+        "device": "USB",
+        "latency": 0.2,
+    }
+    assert stream.calls == ["start"] and speaker.active
+    assert repr(speaker) == f"<SpeakerStream {speaker.number} 48000 Hz stereo pcm_s16le running>"
+    # what the device's callback gets is what was played
+    speaker.play(AudioChunk(samples(0, 400) * 2, AudioFormat(48000, 2), last=True))
+    out = bytearray(1600)
+    stream.callback(out, 400, None, 0)
+    assert bytes(out) == samples(0, 400) * 2
+    speaker.close()
+    assert stream.calls == ["start", "abort", "close"] and not speaker.active
+    assert repr(speaker).endswith("stopped>")
+
+
+def test_the_default_device_and_latency(portaudio: FakeSoundDevice) -> None:
+    SpeakerStream().start().close()
+    assert portaudio.streams[0].settings["device"] is None
+    assert portaudio.streams[0].settings["latency"] == "low"
+
+
+@pytest.mark.parametrize("stage", ["open", "start"])
+@pytest.mark.parametrize(
+    "error", [FakePortAudioError("Invalid device [PaErrorCode -9996]"), ValueError("bad")]
+)
+def test_a_device_that_cannot_play_is_named(
+    portaudio: FakeSoundDevice, stage: str, error: Exception
+) -> None:
+    setattr(portaudio, f"{stage}_error", error)
+    speaker = SpeakerStream(device="hdmi")
+    with pytest.raises(DeviceError) as info:
+        speaker.start()
+    assert str(info.value) == (
+        f"cannot open output device 'hdmi' for 24000 Hz mono pcm_s16le: {error}"
+    )
+    assert info.value.__cause__ is error
+    assert not speaker.active
+    if stage == "start":  # opened but not started: closed again, not left open
+        assert portaudio.streams[0].calls == ["start", "close"]
+
+
+def test_stop_plays_the_queue_out_then_stops_the_device(portaudio: FakeSoundDevice) -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0).start()
+    stream = portaudio.streams[0]
+    speaker.play(AudioChunk(samples(0, 200), FMT, last=True))
+    played: List[bytes] = []
+
+    def device() -> None:  # PortAudio's thread asks for 100 frames at a time
+        for _ in range(3):
+            out = bytearray(200)
+            stream.callback(out, 100, None, 0)
+            played.append(bytes(out))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=device)
+    thread.start()
+    assert speaker.stop(timeout=5) is True
+    thread.join(5)
+    assert played[:2] == [samples(0, 100), samples(100, 100)]
+    assert stream.calls == ["start", "stop", "abort", "close"]
+    assert not speaker.active
+
+
+def test_a_device_that_fails_to_abort_is_still_closed(portaudio: FakeSoundDevice) -> None:
+    portaudio.abort_error = FakePortAudioError("Stream is not active")
+    speaker = SpeakerStream(RATE).start()
+    speaker.play(samples(0, 100))
+    speaker.close()
+    assert portaudio.streams[0].calls == ["start", "abort", "close"]
+    assert not speaker.active and speaker.buffered == 0.0
+    speaker.close()
+
+
+def test_a_device_that_fails_to_stop_is_closed_and_the_failure_logged(
+    portaudio: FakeSoundDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    portaudio.stop_error = FakePortAudioError("Unanticipated host error [PaErrorCode -9999]")
+    speaker = SpeakerStream(RATE).start()
+    with caplog.at_level(logging.DEBUG, logger="voxsync.audio.speaker"):
+        assert speaker.stop(timeout=5) is True  # nothing was queued
+    assert portaudio.streams[0].calls == ["start", "stop", "abort", "close"]
+    assert not speaker.active
+    failures = [r for r in caplog.records if "stopping the device failed" in r.getMessage()]
+    assert [r.getMessage() for r in failures] == [
+        f"speaker {speaker.number}: stopping the device failed"
+    ]
+    assert failures[0].levelno == logging.DEBUG
+    assert failures[0].exc_info is not None and failures[0].exc_info[1] is portaudio.stop_error
+
+
+def test_stop_plays_a_tail_shorter_than_the_prebuffer_within_its_timeout(
+    portaudio: FakeSoundDevice,
+) -> None:
+    speaker = SpeakerStream(RATE, prebuffer=0.1).start()  # 800 frames
+    stream = portaudio.streams[0]
+    tail = samples(1, 50)
+    speaker.play(AudioChunk(tail, FMT, last=False))  # the sentence's end never comes
+    played: List[bytes] = []
+    running = threading.Event()
+    running.set()
+
+    def device() -> None:  # PortAudio's thread: 100 frames every 20 ms
+        while running.is_set():
+            out = bytearray(200)
+            stream.callback(out, 100, None, 0)
+            played.append(bytes(out))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=device)
+    thread.start()
+    try:
+        time.sleep(0.1)
+        assert set(b"".join(played)) == {0}  # collecting the prebuffer: silence
+        start = time.monotonic()
+        assert speaker.stop(timeout=0.9) is True  # stop() plays it anyway
+        assert time.monotonic() - start < 0.9
+    finally:
+        running.clear()
+        thread.join(5)
+    assert tail in b"".join(played)
+
+
+def test_stop_that_runs_out_of_time_says_so_and_discards_the_rest(
+    portaudio: FakeSoundDevice,
+) -> None:
+    speaker = SpeakerStream(RATE).start()  # the device never asks for audio
+    speaker.play(samples(0, RATE))  # one second queued
+    start = time.monotonic()
+    assert speaker.stop(timeout=0.2) is False
+    assert 0.2 <= time.monotonic() - start < 1.0
+    assert speaker.buffered == 0.0 and not speaker.active
+    assert portaudio.streams[0].calls == ["start", "abort", "close"]  # not played out
+
+
+def test_a_device_whose_stop_hangs_bounds_stop_and_cannot_block_exit(
+    portaudio: FakeSoundDevice,
+) -> None:
+    portaudio.stop_gate = threading.Event()
+    speaker = SpeakerStream(RATE).start()
+    try:
+        start = time.monotonic()
+        assert speaker.stop(timeout=0.1) is False  # the device did not confirm
+        assert time.monotonic() - start < 1.5
+        assert not speaker.active
+        stuck = [t for t in threading.enumerate() if t.name == "voxsync-speaker-stop"]
+        assert len(stuck) == 1 and stuck[0].daemon  # never holds the interpreter at exit
+    finally:
+        portaudio.stop_gate.set()
+    stuck[0].join(5)
+    assert not stuck[0].is_alive()
+
+
+def _messages(caplog: pytest.LogCaptureFixture, level: int) -> List[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "voxsync.audio.speaker" and r.levelno == level
+    ]
+
+
+def test_close_reports_losses_and_discarded_audio_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="voxsync.audio.speaker")
+    overflowing = SpeakerStream(RATE, buffer_seconds=0.01, prebuffer=0)  # 80 frames
+    overflowing.play(samples(0, 100))
+    overflowing.close()
+    n = overflowing.number
+    assert _messages(caplog, logging.WARNING) == [f"speaker {n}: 0 underruns, 1 overflows"]
+    assert _messages(caplog, logging.DEBUG) == [f"speaker {n}: 160 queued bytes discarded"]
+    caplog.clear()
+    running_dry = SpeakerStream(RATE, prebuffer=0)
+    running_dry.play(AudioChunk(samples(0, 10), FMT, last=False))
+    pull(running_dry, 100)  # the sentence is not over: an underrun
+    running_dry.close()
+    assert _messages(caplog, logging.WARNING) == [
+        f"speaker {running_dry.number}: 1 underruns, 0 overflows"
+    ]
+    assert _messages(caplog, logging.DEBUG) == []  # nothing was left to discard
+    caplog.clear()
+    SpeakerStream(RATE).close()  # nothing lost, nothing queued: nothing to say
+    assert _messages(caplog, logging.WARNING) == _messages(caplog, logging.DEBUG) == []
+
+
+def test_a_failed_abort_is_logged_with_its_traceback(
+    portaudio: FakeSoundDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="voxsync.audio.speaker")
+    portaudio.abort_error = FakePortAudioError("Stream is not active")
+    speaker = SpeakerStream(RATE).start()
+    speaker.close()
+    failed = [r for r in caplog.records if "aborting failed" in r.getMessage()]
+    assert [r.getMessage() for r in failed] == [f"speaker {speaker.number}: aborting failed"]
+    assert failed[0].exc_info is not None and failed[0].exc_info[1] is portaudio.abort_error
+
+
+def test_muting_before_anything_played_keeps_the_microphone_live() -> None:
+    mic = Mic()
+    speaker = SpeakerStream(RATE, prebuffer=0)
+    speaker.mute_while_playing(mic)
+    assert pull(speaker, 100) == b"\x00" * 200  # nothing queued yet: silence, no error
+    assert mic.calls == []
+
+
+def test_stop_gives_the_device_half_a_second_past_the_timeout_to_confirm(
+    portaudio: FakeSoundDevice,
+) -> None:
+    portaudio.stop_delay = 0.2
+    speaker = SpeakerStream(RATE).start()
+    assert speaker.stop(timeout=0.05) is True  # confirmed 0.15 s late: still in time
+    assert portaudio.streams[0].calls == ["start", "stop", "abort", "close"]
+
+
+def test_leaving_the_with_block_plays_the_queue_out(portaudio: FakeSoundDevice) -> None:
+    played: List[bytes] = []
+    with SpeakerStream(RATE, prebuffer=0) as speaker:
+        stream = portaudio.streams[0]
+        speaker.play(AudioChunk(samples(0, 200), FMT, last=True))
+        running = threading.Event()
+        running.set()
+
+        def device() -> None:
+            while running.is_set():
+                out = bytearray(200)
+                stream.callback(out, 100, None, 0)
+                played.append(bytes(out))
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=device)
+        thread.start()
+    running.clear()
+    thread.join(5)
+    assert b"".join(played).startswith(samples(0, 200))
+    assert stream.calls == ["start", "stop", "abort", "close"]

@@ -144,6 +144,7 @@ class SpeakerStream:
         if self._stream is not None:
             return self
         sd = _sounddevice()
+        stream = None
         try:
             stream = sd.RawOutputStream(
                 samplerate=self.audio_format.sample_rate,
@@ -155,6 +156,8 @@ class SpeakerStream:
             )
             stream.start()
         except (sd.PortAudioError, ValueError) as exc:
+            if stream is not None:  # opened but not started: do not leave it open
+                stream.close(ignore_errors=True)
             raise DeviceError(
                 f"cannot open output device {self.device!r} for {self.audio_format}: {exc}"
             ) from exc
