@@ -443,12 +443,11 @@ class WebSocketTransport:
 
     def _fill(self, sock: socket.socket, want: int) -> None:
         buf = self._rbuf
-        if not buf and not hasattr(sock, "context"):
-            # between frames a reader may wait for minutes: wait with a
-            # one-byte peek, so an idle connection does not hold a 4 KiB
-            # receive buffer meanwhile (a plain socket; TLS takes no flags)
-            if not sock.recv(1, socket.MSG_PEEK):
-                raise _Lost("the connection was lost without a close frame")
+        # between frames a reader may wait for minutes: it waits with a
+        # one-byte peek, so an idle connection does not hold a 4 KiB receive
+        # buffer meanwhile (a plain socket; TLS takes no flags)
+        if not buf and not hasattr(sock, "context") and not sock.recv(1, socket.MSG_PEEK):
+            raise _Lost("the connection was lost without a close frame")
         data = sock.recv(min(max(_RECV_SIZE, want - len(buf)), _RECV_MAX))
         if not data:
             raise _Lost("the connection was lost without a close frame")
