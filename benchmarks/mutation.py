@@ -59,6 +59,7 @@ MODULES: Dict[str, List[str]] = {
     "audio/sink.py": ["tests/test_connection_contract.py", "tests/test_audio_files.py"],
     "uhlive/conversation.py": [
         "tests/test_uhlive_codec.py",
+        "tests/test_conversation_details.py",
         "tests/test_codec_properties.py",
         "tests/test_guards.py",
     ],
