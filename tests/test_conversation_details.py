@@ -170,6 +170,9 @@ def test_every_event_keeps_its_envelope() -> None:
     client = joined()
     ev = client.receive(push("audio_segment_decoded", {"speaker": "A", "value": "hi"}))
     assert (ev.join_ref, ev.ref, ev.topic, ev.event) == ("1", None, TOPIC, "audio_segment_decoded")
+    # a ref on a push is not the protocol's, but it is kept as received
+    tagged = client.receive(json.dumps(["1", "8", TOPIC, "tags_set", {"speaker": "A"}]))
+    assert (tagged.join_ref, tagged.ref, tagged.topic) == ("1", "8", TOPIC)
     client.heartbeat()  # ref "2"
     beat = client.receive(
         json.dumps(["9", "2", "phoenix", "phx_reply", {"status": "ok", "response": {"a": 1}}])
