@@ -81,7 +81,7 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_connection_details.py",
         "tests/test_guards.py",
     ],
-    "pool.py": ["tests/test_pool.py", "tests/test_connection.py"],
+    "pool.py": ["tests/test_pool.py", "tests/test_pool_details.py", "tests/test_connection.py"],
     "cli.py": [
         "tests/test_cli.py",
         "tests/test_cli_details.py",
