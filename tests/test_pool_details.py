@@ -304,9 +304,10 @@ def test_idle_workers_end_as_soon_as_the_last_lane_closes() -> None:
     assert started.wait(3)
     fast.put(1)  # goes to a second worker
     assert wait_for(lambda: fast.done == [1])
-    fast.close()
     release.set()
-    assert wait_for(lambda: slow.done == [True])
+    assert wait_for(lambda: slow.done == [True] and idle(owner) and owner.workers >= 2)
+    time.sleep(0.05)  # both idle, nothing running: neither watches
+    fast.close()
     slow.close()
     closed = time.monotonic()
     # without join_if_unused(): the idle workers see that no lane is open
