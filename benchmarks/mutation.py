@@ -75,6 +75,7 @@ MODULES: Dict[str, List[str]] = {
     "audio/sink.py": ["tests/test_connection_contract.py", "tests/test_audio_files.py"],
     "uhlive/conversation.py": [
         "tests/test_uhlive_codec.py",
+        "tests/test_conversation_details.py",
         "tests/test_codec_properties.py",
         "tests/test_guards.py",
     ],
@@ -96,7 +97,7 @@ MODULES: Dict[str, List[str]] = {
         "tests/test_connection_details.py",
         "tests/test_guards.py",
     ],
-    "pool.py": ["tests/test_pool.py", "tests/test_connection.py"],
+    "pool.py": ["tests/test_pool.py", "tests/test_pool_details.py", "tests/test_connection.py"],
     "cli.py": [
         "tests/test_cli.py",
         "tests/test_cli_details.py",
