@@ -21,7 +21,13 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 class Work:
     """A lane fed through a deque: items are callables, STOP ends the lane."""
 
-    def __init__(self, owner: Pool, name: str, context: Optional[contextvars.Context] = None):
+    def __init__(
+        self,
+        owner: Pool,
+        name: str,
+        context: Optional[contextvars.Context] = None,
+        open_now: bool = True,
+    ) -> None:
         self.items: Deque[Any] = deque()
         self.done: List[Any] = []
         self.running = 0
@@ -32,7 +38,8 @@ class Work:
             lambda: bool(self.items),
             context or contextvars.copy_context(),
         )
-        self.lane.open()
+        if open_now:
+            self.lane.open()
 
     def step(self) -> bool:
         self.running += 1
@@ -57,6 +64,22 @@ class Work:
     def close(self, timeout: float = 5.0) -> None:
         self.put(STOP)
         assert self.lane.wait_closed(timeout), "the lane did not finish"
+
+
+class Timed:
+    """An open lane that records when it runs (``runs``) and ends once ``closing`` is set."""
+
+    def __init__(self, owner: Pool, name: str) -> None:
+        self.runs: List[float] = []
+        self.closing = threading.Event()
+        self.lane: Lane = owner.lane(
+            f"voxsync-test-{name}", self.step, lambda: False, contextvars.copy_context()
+        )
+        self.lane.open()
+
+    def step(self) -> bool:
+        self.runs.append(time.monotonic())
+        return self.closing.is_set()
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -185,15 +208,8 @@ def test_a_raising_step_is_logged_and_the_lane_goes_on(caplog: pytest.LogCapture
 
 def test_wake_at_runs_the_lane_at_the_time_asked() -> None:
     owner = Pool()
-    runs: List[float] = []
-    closing = threading.Event()
-
-    def step() -> bool:
-        runs.append(time.monotonic())
-        return closing.is_set()
-
-    lane = owner.lane("voxsync-test-timer", step, lambda: False, contextvars.copy_context())
-    lane.open()
+    timed = Timed(owner, "timer")
+    lane, runs, closing = timed.lane, timed.runs, timed.closing
     start = time.monotonic()
     lane.wake_at(start + 0.2)
     lane.wake_at(start + 0.5)  # the last request replaces the earlier one

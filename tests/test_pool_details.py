@@ -9,49 +9,15 @@ closes, and the names and reprs that show up in logs and tracebacks.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
-from collections import deque
-from typing import Any, Callable, Deque, List
+from typing import Callable
 
 import pytest
+from test_pool import Timed, Work, wait_for
 
-from voxsync.pool import RETIRE_AFTER, Lane, Pool
-
-STOP = object()
-
-
-class Work:
-    """A lane fed through a deque: items are callables or values, STOP ends it."""
-
-    def __init__(self, owner: Pool, name: str, open_now: bool = True) -> None:
-        self.items: Deque[Any] = deque()
-        self.done: List[Any] = []
-        self.lane: Lane = owner.lane(
-            f"voxsync-test-{name}", self.step, lambda: bool(self.items), contextvars.copy_context()
-        )
-        if open_now:
-            self.lane.open()
-
-    def step(self) -> bool:
-        for _ in range(8):
-            if not self.items:
-                return False
-            item = self.items.popleft()
-            if item is STOP:
-                return True
-            self.done.append(item() if callable(item) else item)
-        return False
-
-    def put(self, item: Any) -> None:
-        self.items.append(item)
-        self.lane.notify()
-
-    def close(self, timeout: float = 5.0) -> None:
-        self.put(STOP)
-        assert self.lane.wait_closed(timeout), "the lane did not finish"
+from voxsync.pool import RETIRE_AFTER, Pool
 
 
 def blocker(started: threading.Event, release: threading.Event) -> Callable[[], bool]:
@@ -67,15 +33,6 @@ def blocker(started: threading.Event, release: threading.Event) -> Callable[[], 
 def idle(owner: Pool) -> bool:
     """Every worker is idle: each carries the pool's own name again."""
     return all(t.name.startswith("voxsync-pool-") for t in owner.threads())
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def test_a_lane_runs_only_once_opened_and_opening_twice_counts_once() -> None:
@@ -145,15 +102,8 @@ def test_workers_are_named_and_listed_and_take_their_name_back_when_idle() -> No
 
 def test_a_replaced_timer_request_runs_the_lane_once() -> None:
     owner = Pool()
-    runs: List[float] = []
-    closing = threading.Event()
-
-    def step() -> bool:
-        runs.append(time.monotonic())
-        return closing.is_set()
-
-    lane = owner.lane("voxsync-test-timer", step, lambda: False, contextvars.copy_context())
-    lane.open()
+    timed = Timed(owner, "timer")
+    lane, runs, closing = timed.lane, timed.runs, timed.closing
     start = time.monotonic()
     lane.wake_at(start + 0.3)
     lane.wake_at(start + 0.1)  # replaces the later request: its entry is stale
@@ -170,15 +120,8 @@ def test_a_replaced_timer_request_runs_the_lane_once() -> None:
 
 def test_waiting_for_a_timer_costs_no_cpu_and_fires_on_time() -> None:
     owner = Pool()
-    runs: List[float] = []
-    closing = threading.Event()
-
-    def step() -> bool:
-        runs.append(time.monotonic())
-        return closing.is_set()
-
-    lane = owner.lane("voxsync-test-wait", step, lambda: False, contextvars.copy_context())
-    lane.open()
+    timed = Timed(owner, "wait")
+    lane, runs, closing = timed.lane, timed.runs, timed.closing
     cpu = time.process_time()
     start = time.monotonic()
     lane.wake_at(start + 0.1)
@@ -197,15 +140,8 @@ def test_waiting_for_a_timer_costs_no_cpu_and_fires_on_time() -> None:
 
 def test_a_timer_due_after_the_retire_time_still_fires() -> None:
     owner = Pool()
-    runs: List[float] = []
-    closing = threading.Event()
-
-    def step() -> bool:
-        runs.append(time.monotonic())
-        return closing.is_set()
-
-    lane = owner.lane("voxsync-test-later", step, lambda: False, contextvars.copy_context())
-    lane.open()
+    timed = Timed(owner, "later")
+    lane, runs, closing = timed.lane, timed.runs, timed.closing
     start = time.monotonic()
     lane.wake_at(start + RETIRE_AFTER + 0.3)  # idle longer than a worker lives idle
     assert wait_for(lambda: len(runs) == 1, timeout=RETIRE_AFTER + 3)
