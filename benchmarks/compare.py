@@ -671,18 +671,13 @@ def ladder(
     return limits
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``compare.py`` and ``compare_palabra.py`` share."""
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--providers", nargs="+", default=["aiola", "uhlive"], choices=LIBRARIES)
     parser.add_argument("--streams", type=int, nargs="+", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None, help="audio per stream per run")
     parser.add_argument("--quick", action="store_true", help="N = 1, 10, 50; one repeat; 3 s")
-    parser.add_argument("--ladder", action="store_true", help="find each library's limit")
-    parser.add_argument("--ladder-start", type=int, default=100)
-    parser.add_argument("--ladder-step", type=int, default=50)
-    parser.add_argument("--ladder-max", type=int, default=600)
     parser.add_argument(
         "--libraries",
         nargs="+",
@@ -698,6 +693,26 @@ def main() -> int:
         help="a checkout of voxsync (e.g. 'git worktree add /tmp/base main') measured "
         "as a third library, for before/after ratios in one run",
     )
+
+
+def choose_libraries(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill in ``args.libraries``; point the baseline library at ``--baseline``."""
+    if args.libraries is None:
+        args.libraries = ["voxsync", "official"] + (["baseline"] if args.baseline else [])
+    if "baseline" in args.libraries:
+        if args.baseline is None or not (args.baseline / "voxsync" / "__init__.py").is_file():
+            parser.error("the baseline library needs --baseline DIR, a checkout of voxsync")
+        BASELINE[0] = str(args.baseline.resolve())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    add_run_arguments(parser)
+    parser.add_argument("--providers", nargs="+", default=["aiola", "uhlive"], choices=LIBRARIES)
+    parser.add_argument("--ladder", action="store_true", help="find each library's limit")
+    parser.add_argument("--ladder-start", type=int, default=100)
+    parser.add_argument("--ladder-step", type=int, default=50)
+    parser.add_argument("--ladder-max", type=int, default=600)
     parser.add_argument(
         "--aiola-no-ack",
         action="store_true",
@@ -710,12 +725,7 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
-    if args.libraries is None:
-        args.libraries = ["voxsync", "official"] + (["baseline"] if args.baseline else [])
-    if "baseline" in args.libraries:
-        if args.baseline is None or not (args.baseline / "voxsync" / "__init__.py").is_file():
-            parser.error("the baseline library needs --baseline DIR, a checkout of voxsync")
-        BASELINE[0] = str(args.baseline.resolve())
+    choose_libraries(parser, args)
     streams = args.streams or ([1, 10, 50] if args.quick else [1, 10, 50, 100])
     repeats = args.repeats or (1 if args.quick else 3)
     seconds = args.seconds or (3.0 if args.quick else 5.0)

@@ -310,24 +310,7 @@ def versions() -> Dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--streams", type=int, nargs="+", default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--seconds", type=float, default=None, help="audio per stream per run")
-    parser.add_argument("--quick", action="store_true", help="N = 1, 10, 50; one repeat; 3 s")
-    parser.add_argument(
-        "--libraries",
-        nargs="+",
-        default=None,
-        choices=("voxsync", "official", "baseline"),
-        help="default: voxsync and official, plus baseline with --baseline",
-    )
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        default=None,
-        help="a checkout of voxsync measured as a third library (before/after in one run)",
-    )
+    compare.add_run_arguments(parser)
     parser.add_argument(
         "--output",
         type=Path,
@@ -337,12 +320,7 @@ def main() -> int:
     if args.worker:
         print(json.dumps(compare.worker(json.loads(args.worker))))
         return 0
-    if args.libraries is None:
-        args.libraries = ["voxsync", "official"] + (["baseline"] if args.baseline else [])
-    if "baseline" in args.libraries:
-        if args.baseline is None or not (args.baseline / "voxsync" / "__init__.py").is_file():
-            parser.error("the baseline library needs --baseline DIR, a checkout of voxsync")
-        compare.BASELINE[0] = str(args.baseline.resolve())
+    compare.choose_libraries(parser, args)
     if "official" in args.libraries and importlib.util.find_spec("palabra_ai") is None:
         print(
             "palabra-ai is not installed here; create the benchmark environment first "
