@@ -16,36 +16,23 @@ import os
 import re
 import sys
 import types
-from typing import IO, Any, Dict, Iterator, List, Tuple
+from typing import IO, Any, Dict, List, Tuple
 
 import pytest
 from speech import sample
+from test_providers import registry, run  # noqa: F401  (registry: a fixture)
 
 import voxsync
 import voxsync.audio
 import voxsync.providers as providers
 from voxsync.audio import InputDevice
 from voxsync.audio.files import UnsupportedAudioError
-from voxsync.cli import CommandHelpers, Display, emulator_names, main
+from voxsync.cli import CommandHelpers, Display, emulator_names
 from voxsync.errors import ConfigurationError, DeviceError
 from voxsync.events import Transcript
 from voxsync.local import LocalConnection
 from voxsync.notebook import level_bar
 from voxsync.providers import ProviderSpec
-
-
-def run(argv: List[str], capsys: pytest.CaptureFixture[str]) -> Tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-@pytest.fixture()
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dict[str, ProviderSpec]]:
-    """The provider registry, restored after the test."""
-    monkeypatch.setattr(providers, "_registry", dict(providers._registry))
-    monkeypatch.setattr(providers, "_factories", {})
-    yield providers._registry
 
 
 def _local(**options: Any) -> LocalConnection:

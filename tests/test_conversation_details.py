@@ -12,6 +12,7 @@ import json
 from typing import Any, Dict, Optional
 
 import pytest
+from test_uhlive_codec import JOIN_OK, TOPIC, joined
 
 from voxsync.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from voxsync.uhlive import (
@@ -22,16 +23,6 @@ from voxsync.uhlive import (
     UhliveError,
     UnknownEvent,
 )
-
-TOPIC = "conversation:customerid@myconv"
-JOIN_OK = json.dumps(["1", "1", TOPIC, "phx_reply", {"status": "ok", "response": {}}])
-
-
-def joined() -> Conversation:
-    client = Conversation("customerid", "myconv", "john_test")
-    client.join(model="en", country="us")
-    client.receive(JOIN_OK)
-    return client
 
 
 def push(event: str, payload: Dict[str, Any], topic: str = TOPIC) -> str:
