@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 import pytest
@@ -359,6 +359,42 @@ class FakeOutputStream:
         self.calls.append("close")
 
 
+class PlayingDevice:
+    """PortAudio's output thread, played by a test: 100 frames from ``stream`` every 20 ms.
+
+    ``start()`` / ``stop()`` (which joins the thread), or a ``with`` block;
+    ``played`` holds what each call wrote.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.played: List[bytes] = []
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="portaudio-stand-in")
+
+    def _run(self) -> None:
+        while self._running.is_set():
+            out = bytearray(200)
+            self.stream.callback(out, 100, None, 0)
+            self.played.append(bytes(out))
+            time.sleep(0.02)
+
+    def start(self) -> PlayingDevice:
+        self._running.set()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._running.clear()
+        self._thread.join(5)
+
+    def __enter__(self) -> PlayingDevice:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
 class FakeSoundDevice:
     PortAudioError = FakePortAudioError
 
@@ -489,29 +525,13 @@ def test_stop_plays_a_tail_shorter_than_the_prebuffer_within_its_timeout(
     stream = portaudio.streams[0]
     tail = samples(1, 50)
     speaker.play(AudioChunk(tail, FMT, last=False))  # the sentence's end never comes
-    played: List[bytes] = []
-    running = threading.Event()
-    running.set()
-
-    def device() -> None:  # PortAudio's thread: 100 frames every 20 ms
-        while running.is_set():
-            out = bytearray(200)
-            stream.callback(out, 100, None, 0)
-            played.append(bytes(out))
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=device)
-    thread.start()
-    try:
+    with PlayingDevice(stream) as device:
         time.sleep(0.1)
-        assert set(b"".join(played)) == {0}  # collecting the prebuffer: silence
+        assert set(b"".join(device.played)) == {0}  # collecting the prebuffer: silence
         start = time.monotonic()
         assert speaker.stop(timeout=0.9) is True  # stop() plays it anyway
         assert time.monotonic() - start < 0.9
-    finally:
-        running.clear()
-        thread.join(5)
-    assert tail in b"".join(played)
+    assert tail in b"".join(device.played)
 
 
 def test_stop_that_runs_out_of_time_says_so_and_discards_the_rest(
@@ -606,23 +626,10 @@ def test_stop_gives_the_device_half_a_second_past_the_timeout_to_confirm(
 
 
 def test_leaving_the_with_block_plays_the_queue_out(portaudio: FakeSoundDevice) -> None:
-    played: List[bytes] = []
     with SpeakerStream(RATE, prebuffer=0) as speaker:
         stream = portaudio.streams[0]
         speaker.play(AudioChunk(samples(0, 200), FMT, last=True))
-        running = threading.Event()
-        running.set()
-
-        def device() -> None:
-            while running.is_set():
-                out = bytearray(200)
-                stream.callback(out, 100, None, 0)
-                played.append(bytes(out))
-                time.sleep(0.02)
-
-        thread = threading.Thread(target=device)
-        thread.start()
-    running.clear()
-    thread.join(5)
-    assert b"".join(played).startswith(samples(0, 200))
+        device = PlayingDevice(stream).start()
+    device.stop()
+    assert b"".join(device.played).startswith(samples(0, 200))
     assert stream.calls == ["start", "stop", "abort", "close"]
