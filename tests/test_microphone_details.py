@@ -7,6 +7,7 @@ captures from a real (virtual) microphone.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -456,8 +457,8 @@ def test_a_chunk_the_connection_cannot_queue_is_reported_and_streaming_goes_on(
     errors: List[BaseException] = []
     conn.on("error", errors.append)
     blocks = [bytes([i]) * 320 for i in range(1, 5)]
+    mic = MicrophoneStream(blocksize=160)
     try:
-        mic = MicrophoneStream(blocksize=160)
         sender = mic.stream_to(conn)
         stream = portaudio.streams[0]
         stream.deliver(blocks[0])  # taken by the (stalled) transport
@@ -466,6 +467,7 @@ def test_a_chunk_the_connection_cannot_queue_is_reported_and_streaming_goes_on(
         stream.deliver(blocks[2])  # no room: QueueFullError
         _wait(lambda: bool(errors))
         conn.gate.set()
+        _wait(lambda: len(conn.chunks) == 2)  # the queue has room again
         stream.deliver(blocks[3])  # still streaming
         _wait(lambda: len(conn.chunks) == 3)
         assert sender.is_alive()
@@ -475,6 +477,8 @@ def test_a_chunk_the_connection_cannot_queue_is_reported_and_streaming_goes_on(
     finally:
         conn.gate.set()
         conn.close()
+        with contextlib.suppress(QueueFullError):
+            mic.stop()  # a no-op once stopped; ends the sender if the test failed early
     assert conn.chunks == [blocks[0], blocks[1], blocks[3]]
     assert len(errors) == 1 and isinstance(errors[0], QueueFullError)
     assert "send queue full" in str(errors[0])
