@@ -117,3 +117,21 @@ def test_emulate_palabra_serves(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(15) == 0
+
+
+def test_translate_output_takes_one_input(
+    emu: PalabraEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    files = [str(sample("yes.wav"))] * 2
+    code, out, err = run(["translate", *files, "-o", str(tmp_path / "x.wav")], capsys)
+    assert code == 1 and out == ""
+    assert "-o takes one input" in err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_translate_device_is_for_the_microphone(
+    emu: PalabraEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["translate", str(sample("yes.wav")), "--device", "1"], capsys)
+    assert code == 1 and out == ""
+    assert "--device is the microphone for --mic" in err

@@ -451,6 +451,10 @@ def _device(value: Optional[str]) -> Any:
     return int(value) if value.strip().lstrip("-").isdigit() else value
 
 
+#: Printed to standard error once the microphone runs.
+LISTENING = "Listening... press Ctrl+C to stop.\n"
+
+
 def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from voxsync.audio import MicrophoneStream, level
     from voxsync.audio.microphone import LIST_DEVICES_HINT
@@ -487,9 +491,7 @@ def cmd_listen(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise CliError(
             f"cannot read from audio device {name}: {problem} (see 'voxsync devices')"
         ) from exc
-    if args.format == "text":
-        err.write("Listening... press Ctrl+C to stop.\n")
-        err.flush()
+    CommandHelpers.listening(args, err)
     # a moving level meter on a terminal shows that the microphone works
     show_meter = args.format == "text" and _isatty(out if display.live else err)
     try:
@@ -643,6 +645,21 @@ class CommandHelpers:
     def attach(conn: Any, display: Display) -> None:
         """Show every event of ``conn`` on ``display``."""
         _attach(conn, display)
+
+    @staticmethod
+    def device(value: Optional[str]) -> Any:
+        """A ``--device`` value as :class:`~voxsync.audio.MicrophoneStream` takes it.
+
+        An index when it is a number, otherwise a name; ``None`` for the default.
+        """
+        return _device(value)
+
+    @staticmethod
+    def listening(args: argparse.Namespace, err: IO[str]) -> None:
+        """Tell a person at a terminal that the microphone runs (text output only)."""
+        if getattr(args, "format", "text") == "text":
+            err.write(LISTENING)
+            err.flush()
 
 
 def _add_provider_commands(sub: Any) -> None:

@@ -66,6 +66,9 @@ def add_commands(subparsers: Any, helpers: Any) -> None:
     p.add_argument("--play", action="store_true", help="play the translated speech")
     p.add_argument("--mic", action="store_true", help="translate the microphone (Ctrl+C ends)")
     p.add_argument(
+        "--device", metavar="INDEX|NAME", help="input device for --mic (see 'voxsync devices')"
+    )
+    p.add_argument(
         "--api-url", dest="translate_api_url", metavar="URL", help="default $PALABRA_API_URL"
     )
     p.add_argument(
@@ -81,8 +84,10 @@ def run_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
     if bool(args.files) == bool(args.mic):
         raise ConfigurationError("translate: give audio FILEs or --mic (not both)")
-    if args.output and args.mic and len(args.files) > 1:
-        raise ConfigurationError("translate: -o takes one input")
+    if args.output and len(args.files) > 1:
+        raise ConfigurationError("translate: -o takes one input; translate the files one by one")
+    if args.device is not None and not args.mic:
+        raise ConfigurationError("translate: --device is the microphone for --mic")
     targets: List[str] = args.targets or ["es"]
     helpers = args.helpers
     display = helpers.display(args, out, err)
@@ -105,7 +110,7 @@ def run_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         try:
             with session:
                 if path is None:
-                    _from_microphone(session, speaker)
+                    _from_microphone(session, speaker, helpers.device(args.device), args, err)
                 else:
                     session.send_file(path)
                 session.end(eos_timeout=args.eos_timeout)
@@ -126,15 +131,18 @@ def _collector(buf: List[bytes]) -> Any:
     return collect
 
 
-def _from_microphone(session: Any, speaker: Optional[Any]) -> None:
+def _from_microphone(
+    session: Any, speaker: Optional[Any], device: Any, args: argparse.Namespace, err: IO[str]
+) -> None:
     from voxsync.audio import MicrophoneStream
 
-    mic = MicrophoneStream(samplerate=session.input_format.sample_rate, channels=1)
+    mic = MicrophoneStream(samplerate=session.input_format.sample_rate, channels=1, device=device)
     if speaker is not None:
         speaker.mute_while_playing(mic)
     stop = threading.Event()
     try:
         mic.stream_to(session)
+        args.helpers.listening(args, err)
         while not stop.wait(0.2):
             if not session.connected:
                 break
