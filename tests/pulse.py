@@ -21,6 +21,7 @@ silently skips the microphone tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import pytest
 
@@ -179,6 +180,31 @@ class Playback:
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate()
+
+
+@contextlib.contextmanager
+def listening(
+    argv: List[str], env: Optional[Dict[str, str]] = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Run a command that captures the microphone; yield it once it says ``Listening``.
+
+    The first blocks of a fresh capture come late (see ``_refresh_portaudio``),
+    so it waits a moment more before yielding. The command is killed if it
+    still runs when the block ends.
+    """
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stderr is not None
+        ready = proc.stderr.readline()  # printed once the microphone runs
+        assert ready.startswith("Listening"), ready + proc.stderr.read()
+        time.sleep(0.8)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 class VirtualMic:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from pulse import private_mic, virtual_mic  # noqa: F401
+from pulse import listening, private_mic, virtual_mic  # noqa: F401
 from speech import MAX_WER, TRANSCRIPTS, sample, wer
 
 import voxsync
@@ -157,25 +156,13 @@ def test_listen_keeps_speech_said_while_connecting(private_mic: Any) -> None:
         argv = [sys.executable, "-m", "voxsync", "--provider", "aiola", "listen"]
         if private_mic.device is not None:
             argv += ["--device", str(private_mic.device)]
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        try:
-            assert proc.stderr is not None
-            ready = proc.stderr.readline()  # the microphone runs
-            assert ready.startswith("Listening"), ready + proc.stderr.read()
-            # the first blocks of a fresh capture come late (tests/pulse.py):
-            # give them a moment, then speak while the stream is not open yet
-            time.sleep(0.8)
+        with listening(argv, env) as proc:
+            # speak while the stream is not open yet
             assert emu.active_streams == 0
             playback = private_mic.play(sample("meeting.wav"))
             playback.wait(30)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=90)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
     assert proc.returncode == 0, err
     assert "listening" not in out  # no meter when stdout is not a terminal
     # the first words, said before the stream was open, are there (on a shared

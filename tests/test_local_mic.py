@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import threading
 from typing import List
 
 import pytest
-from pulse import VirtualMic, virtual_mic  # noqa: F401
+from pulse import VirtualMic, listening, virtual_mic  # noqa: F401
 from speech import MAX_WER, TRANSCRIPTS, sample, wer
 
 import voxsync
@@ -61,19 +60,11 @@ def test_cli_listen_ctrl_c_prints_the_last_words(virtual_mic: VirtualMic) -> Non
     argv = [sys.executable, "-m", "voxsync", "listen", "--silence-ms", "3000"]
     if virtual_mic.device is not None:
         argv += ["--device", str(virtual_mic.device)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        ready = proc.stderr.readline()  # printed once the microphone runs
-        assert ready.startswith("Listening"), ready + proc.stderr.read()
+    with listening(argv) as proc:
         virtual_mic.play(sample("meeting.wav")).wait(30)
         # With 3 s of silence needed to end the utterance, nothing final has
         # been printed yet: only the Ctrl+C path can deliver these words.
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert wer(TRANSCRIPTS["meeting.wav"], " ".join(out.split())) <= MAX_WER, out

@@ -21,7 +21,7 @@ from typing import IO, Dict, Iterator, List
 import numpy as np
 import pytest
 import soundfile as sf
-from pulse import PrivateMic, VirtualMic, private_mic  # noqa: F401
+from pulse import PrivateMic, listening, private_mic  # noqa: F401
 from speech import MAX_WER, TRANSCRIPTS, sample, wer
 from test_speaker import Recorder, _envelope, speaker_sink  # noqa: F401
 
@@ -111,37 +111,26 @@ def test_translate_mic_play_until_ctrl_c(
     if private_mic.device is not None:
         argv += ["--device", private_mic.device]
     rec = Recorder()
-    proc = subprocess.Popen(
-        argv,
-        env=child_env(scripted, private_mic.env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
         rec.wait_started()
-        assert proc.stdout is not None and proc.stderr is not None
-        ready = proc.stderr.readline()  # printed once the microphone runs
-        assert ready.startswith("Listening"), ready + proc.stderr.read()
-        out = Lines(proc.stdout)
-        private_mic.play(sample("yes.wav")).wait(20)
-        assert out.wait_for("[es] hello world", 30), out.lines
-        # the translated speech is played while the command still listens
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (
-            rec.parts and np.abs(np.frombuffer(b"".join(rec.parts), "<i2")).max() > 3000
-        ):
-            time.sleep(0.1)
-        assert proc.poll() is None  # a microphone session ends only with Ctrl+C
-        proc.send_signal(signal.SIGINT)
-        err = proc.stderr.read()
-        assert proc.wait(30) == 0, err
-        lines = out.join(10)
+        with listening(argv, child_env(scripted, private_mic.env)) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            out = Lines(proc.stdout)
+            private_mic.play(sample("yes.wav")).wait(20)
+            assert out.wait_for("[es] hello world", 30), out.lines
+            # the translated speech is played while the command still listens
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not (
+                rec.parts and np.abs(np.frombuffer(b"".join(rec.parts), "<i2")).max() > 3000
+            ):
+                time.sleep(0.1)
+            assert proc.poll() is None  # a microphone session ends only with Ctrl+C
+            proc.send_signal(signal.SIGINT)
+            err = proc.stderr.read()
+            assert proc.wait(30) == 0, err
+            lines = out.join(10)
     finally:
         recorded = rec.stop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert lines[0] == "hello world" and lines[1] == "[es] [es] hello world", lines
     assert np.abs(recorded).max() > 3000  # the Spanish speech came out of the speaker
     assert "Traceback" not in err
@@ -152,23 +141,8 @@ def test_listen_with_palabra_stt(private_mic: PrivateMic) -> None:
     argv += ["--duration", "8"]
     if private_mic.device is not None:
         argv += ["--device", private_mic.device]
-    with PalabraEmulator() as emu:
-        proc = subprocess.Popen(
-            argv,
-            env=child_env(emu, private_mic.env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert proc.stderr is not None
-            ready = proc.stderr.readline()
-            assert ready.startswith("Listening"), ready + proc.stderr.read()
-            private_mic.play(sample("meeting.wav")).wait(30)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    with PalabraEmulator() as emu, listening(argv, child_env(emu, private_mic.env)) as proc:
+        private_mic.play(sample("meeting.wav")).wait(30)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert wer(TRANSCRIPTS["meeting.wav"], " ".join(out.split())) <= MAX_WER, out
