@@ -102,8 +102,14 @@ LIBRARIES = {
 # =================================================================== emulator process
 
 
-def serve(provider: str, pipe: Any) -> None:
-    """Child process: the provider's emulator, recording each chunk's arrival."""
+def serve(provider: str, pipe: Any, cpus: Optional[List[int]] = None) -> None:
+    """Child process: the provider's emulator, recording each chunk's arrival.
+
+    ``cpus``: run on these CPUs only (set before any thread starts, so every
+    thread of the emulator inherits it).
+    """
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     from voxsync.emulators.engine import Engine, EngineSession, make_engine
 
     rate = RATES[provider]
@@ -386,6 +392,8 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         ]
         sys.path.insert(0, baseline)
     provider, library, n, seconds = spec["provider"], spec["library"], spec["n"], spec["seconds"]
+    if spec.get("cpus"):  # before any thread starts: every thread inherits it
+        os.sched_setaffinity(0, spec["cpus"])
     lib = CLASSES[provider, "voxsync" if library == "baseline" else library](spec["info"])
     proc = psutil.Process()
     chunk = bytes(int(RATES[provider] * PERIOD) * 2)
@@ -528,6 +536,7 @@ def run_one(
     pipe.send("reset")
     receive(pipe, proc)
     spec = {"provider": provider, "library": library, "n": n, "seconds": seconds, "info": info}
+    spec["cpus"] = info.get("client_cpus")
     timeout = 120 + 2 * seconds + 1.0 * n
     env = dict(os.environ)
     if library == "baseline":  # voxsync from another checkout, e.g. before a change
@@ -705,6 +714,22 @@ def choose_libraries(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         BASELINE[0] = str(args.baseline.resolve())
 
 
+def split_cpus() -> Tuple[List[int], List[int]]:
+    """The emulator's CPU and the client's CPUs for ``--split-cpus``.
+
+    A Python emulator with a thread per stream, sharing all CPUs with the
+    client, spends the CPU a client leaves idle contending for its own
+    interpreter lock across cores, and then falls behind: a lighter client
+    makes it slower. A real service runs elsewhere; one CPU for the
+    emulator and the rest for the client keeps the client's saving from
+    being charged to it.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--split-cpus needs at least two CPUs")
+    return cpus[:1], cpus[1:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_run_arguments(parser)
@@ -713,6 +738,11 @@ def main() -> int:
     parser.add_argument("--ladder-start", type=int, default=100)
     parser.add_argument("--ladder-step", type=int, default=50)
     parser.add_argument("--ladder-max", type=int, default=600)
+    parser.add_argument(
+        "--split-cpus",
+        action="store_true",
+        help="run the emulator on CPU 0 and the client on the others (see the guide)",
+    )
     parser.add_argument(
         "--aiola-no-ack",
         action="store_true",
@@ -745,8 +775,11 @@ def main() -> int:
     rows: List[Dict[str, Any]] = []
     summary: Dict[str, Any] = {}
     for provider in args.providers:
-        print(f"== {provider}", flush=True)
-        server = start_server(functools.partial(serve, provider), spawn=True)
+        server_cpus, client_cpus = split_cpus() if args.split_cpus else (None, None)
+        where = f" (emulator on CPU {server_cpus}, client on {client_cpus})" if server_cpus else ""
+        print(f"== {provider}{where}", flush=True)
+        server = start_server(functools.partial(serve, provider, cpus=server_cpus), spawn=True)
+        server = (server[0], server[1], dict(server[2], client_cpus=client_cpus))
         if args.aiola_no_ack:
             server = (server[0], server[1], dict(server[2], aiola_no_ack=True))
         try:
@@ -793,6 +826,7 @@ def main() -> int:
                 "seconds": seconds,
                 "repeats": repeats,
                 "aiola_no_ack": args.aiola_no_ack,
+                "split_cpus": args.split_cpus,
                 "summary": summary,
                 "rows": rows,
             },
