@@ -110,7 +110,7 @@ def run_translate(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         try:
             with session:
                 if path is None:
-                    _from_microphone(session, speaker, helpers.device(args.device), args, err)
+                    _from_microphone(session, speaker, args, err)
                 else:
                     session.send_file(path)
                 session.end(eos_timeout=args.eos_timeout)
@@ -132,17 +132,22 @@ def _collector(buf: List[bytes]) -> Any:
 
 
 def _from_microphone(
-    session: Any, speaker: Optional[Any], device: Any, args: argparse.Namespace, err: IO[str]
+    session: Any, speaker: Optional[Any], args: argparse.Namespace, err: IO[str]
 ) -> None:
     from voxsync.audio import MicrophoneStream
 
-    mic = MicrophoneStream(samplerate=session.input_format.sample_rate, channels=1, device=device)
+    helpers = args.helpers
+    mic = MicrophoneStream(
+        samplerate=session.input_format.sample_rate,
+        channels=1,
+        device=helpers.device(args.device),
+    )
     if speaker is not None:
         speaker.mute_while_playing(mic)
     stop = threading.Event()
     try:
         mic.stream_to(session)
-        args.helpers.listening(args, err)
+        helpers.listening(args, err)
         while not stop.wait(0.2):
             if not session.connected:
                 break
