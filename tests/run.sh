@@ -10,7 +10,7 @@ bash tests/system-packages.sh
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,lint,emulators,docs]"
+.venv/bin/python -m pip install -q -e ".[test,test-dask,lint,emulators,docs]"
 
 .venv/bin/ruff check voxsync tests samples benchmarks
 .venv/bin/ruff format --check voxsync
