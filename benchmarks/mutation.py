@@ -83,6 +83,7 @@ MODULES: Dict[str, List[str]] = {
     "aiola/protocol.py": ["tests/test_aiola_protocol.py", "tests/test_codec_properties.py"],
     "aiola/stream.py": [
         "tests/test_aiola_client.py",
+        "tests/test_socketio_transport_details.py",
         "tests/test_codec_properties.py",
         "tests/test_guards.py",
     ],

@@ -26,7 +26,9 @@ from voxsync.errors import (
     AuthenticationError,
     ConcurrencyLimitError,
     ConfigurationError,
+    ConnectionError,
     DisconnectedError,
+    LocalProtocolError,
     RemoteProtocolError,
     ServerError,
     VoxsyncError,
@@ -516,6 +518,27 @@ def test_schema_values_are_acknowledged(scripted: AiolaEmulator) -> None:
         assert rec.of("schema_values_updated")[0]["status"] == "ok"
 
 
+def test_schema_values_are_checked_and_a_bare_acknowledgement_is_wrapped(
+    scripted: AiolaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with client_for(scripted) as client:
+        conn = client.stt.stream()
+        with pytest.raises(LocalProtocolError, match="needs an open connection"):
+            conn.set_schema_values({"patient.name": ["John"]})
+        with conn:
+            with pytest.raises(ConfigurationError) as info:
+                conn.set_schema_values({"patient.name": "John"})  # type: ignore[dict-item]
+            assert str(info.value) == (
+                "schema values must map field paths (str) to lists of values"
+            )
+            # a service that acknowledges with a bare value (the transport seam)
+            sio = conn._sio
+            assert sio is not None
+            monkeypatch.setattr(sio, "call", lambda *args, **kwargs: "applied")
+            answer = conn.set_schema_values({"patient.name": ["John"]})
+        assert answer == {"status": "ok", "data": "applied"}
+
+
 def test_event_delay_fault_keeps_order(scripted: AiolaEmulator) -> None:
     scripted.faults.event_delay = 0.2
     with client_for(scripted) as client:
@@ -643,9 +666,7 @@ def test_cli_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_decode_event(name: str, data: Any, kind: type, text: Any) -> None:
-    ev = decode_event(
-        name, data, language="en", translation={"dst_lang_code": "es"}, index=4
-    )
+    ev = decode_event(name, data, language="en", translation={"dst_lang_code": "es"}, index=4)
     assert type(ev) is kind
     raw = data if isinstance(data, dict) else {"data": data}
     if text is not None:
@@ -783,6 +804,10 @@ def test_reconnections_are_bounded_per_time_window() -> None:
         with pytest.raises(DisconnectedError, match="2 reconnection") as info:
             conn.wait(timeout=10)
     assert "within 60 s" in str(info.value)
+    # the cause is the transport's loss, as the reconnecting events said
+    cause = info.value.__cause__
+    assert isinstance(cause, ConnectionError) and "aiOla transport lost" in str(cause)
+    assert all("aiOla transport lost" in str(ev.error) for ev in rec.of("reconnecting"))
     assert len(rec.of("reconnected")) == 2
     assert conn.metrics.snapshot()["reconnects"] == 2
 
