@@ -8,6 +8,9 @@ import json
 import logging
 import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import wave
@@ -537,6 +540,62 @@ def test_schema_values_are_checked_and_a_bare_acknowledgement_is_wrapped(
             monkeypatch.setattr(sio, "call", lambda *args, **kwargs: "applied")
             answer = conn.set_schema_values({"patient.name": ["John"]})
         assert answer == {"status": "ok", "data": "applied"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"reconnection_attempts": -1}, "reconnection_attempts must be an int >= 0"),
+        ({"reconnection_attempts": 1.5}, "reconnection_attempts must be an int >= 0"),
+        (
+            {"transports": ()},
+            "transports must be a non-empty sequence of 'polling' and 'websocket'",
+        ),
+        (
+            {"transports": ("websocket", "pigeon")},
+            "transports must be a non-empty sequence of 'polling' and 'websocket'",
+        ),
+    ],
+)
+def test_bad_stream_options_say_what_is_expected(
+    scripted: AiolaEmulator, options: Dict[str, Any], message: str
+) -> None:
+    with client_for(scripted) as client:
+        with pytest.raises(ConfigurationError) as info:
+            client.stt.stream(**options)
+        assert str(info.value) == message
+        conn = client.stt.stream()
+        assert conn.reconnection_delay == 1.0  # the documented default
+        conn.close()
+
+
+def test_no_signal_handler_in_a_fresh_interpreter() -> None:
+    # python-socketio installs its SIGINT handler once per process, for the
+    # first client that asks for it: only a fresh interpreter shows whether
+    # voxsync's clients ever ask
+    code = textwrap.dedent(
+        """
+        import signal
+        from voxsync.aiola import AiolaClient
+        from voxsync.emulators.aiola import AiolaEmulator
+        from voxsync.emulators.engine import make_engine
+
+        before = signal.getsignal(signal.SIGINT)
+        with AiolaEmulator(engine=make_engine("scripted", transcripts=["x"])) as emu:
+            with AiolaClient(api_key="k", base_url=emu.base_url) as client:
+                with client.stt.stream():
+                    print(signal.getsignal(signal.SIGINT) is before)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True"]
+
+
+def test_vad_config_reaches_the_service(scripted: AiolaEmulator) -> None:
+    with client_for(scripted) as client, client.stt.stream(vad_config={"threshold": 0.6}):
+        pass
+    assert scripted.connections[-1]["vad_config"] == {"threshold": 0.6}
 
 
 def test_event_delay_fault_keeps_order(scripted: AiolaEmulator) -> None:
