@@ -863,10 +863,10 @@ def test_reconnections_are_bounded_per_time_window() -> None:
         with pytest.raises(DisconnectedError, match="2 reconnection") as info:
             conn.wait(timeout=10)
     assert "within 60 s" in str(info.value)
-    # the cause is the transport's loss, as the reconnecting events said
+    # the cause is the transport's loss, as the first reconnecting event said
     cause = info.value.__cause__
     assert isinstance(cause, ConnectionError) and "aiOla transport lost" in str(cause)
-    assert all("aiOla transport lost" in str(ev.error) for ev in rec.of("reconnecting"))
+    assert "aiOla transport lost" in str(rec.of("reconnecting")[0].error)
     assert len(rec.of("reconnected")) == 2
     assert conn.metrics.snapshot()["reconnects"] == 2
 
