@@ -48,7 +48,7 @@ def test_build_system_and_license() -> None:
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert (ROOT / "setup.py").exists()  # kept as a shim
     run_sh = (ROOT / "tests" / "run.sh").read_text()
-    extras = re.search(r'pip install -q -e "\.\[([a-z,]+)\]"', run_sh)
+    extras = re.search(r'pip install -q -e "\.\[([a-z,-]+)\]"', run_sh)
     assert extras is not None and "emulators" in extras.group(1).split(",")
 
 
