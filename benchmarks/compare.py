@@ -778,10 +778,10 @@ def main() -> int:
         server_cpus, client_cpus = split_cpus() if args.split_cpus else (None, None)
         where = f" (emulator on CPU {server_cpus}, client on {client_cpus})" if server_cpus else ""
         print(f"== {provider}{where}", flush=True)
-        server = start_server(functools.partial(serve, provider, cpus=server_cpus), spawn=True)
-        server = (server[0], server[1], dict(server[2], client_cpus=client_cpus))
-        if args.aiola_no_ack:
-            server = (server[0], server[1], dict(server[2], aiola_no_ack=True))
+        proc, pipe, info = start_server(
+            functools.partial(serve, provider, cpus=server_cpus), spawn=True
+        )
+        server = (proc, pipe, dict(info, client_cpus=client_cpus, aiola_no_ack=args.aiola_no_ack))
         try:
             for rep in range(repeats):
                 for k, n in enumerate(streams):
@@ -812,7 +812,7 @@ def main() -> int:
                     args.libraries,
                 )
         finally:
-            stop_server(server[0], server[1])
+            stop_server(proc, pipe)
     print_table(summary)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(

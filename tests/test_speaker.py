@@ -82,6 +82,21 @@ def _envelope(x: np.ndarray, n: int = 1200) -> np.ndarray:
     return np.sqrt((x[: m * n].reshape(m, n) ** 2).mean(axis=1))
 
 
+def assert_same_sound(played: np.ndarray, recorded: np.ndarray) -> None:
+    """``recorded`` (from the sink's monitor, 24 kHz) is the sound ``played`` (24 kHz)."""
+    played = played.astype(np.float64)
+    # the same energy came out (PulseAudio converts 24 kHz mono to the sink's format and back)
+    ratio = float((recorded**2).sum() / (played**2).sum())
+    assert 0.6 < ratio < 1.4, ratio
+    # and the same sound: the loudness contour (10 ms steps) of the recording, aligned
+    ea, eb = _envelope(played, 240), _envelope(recorded, 240)
+    assert len(eb) >= len(ea)
+    best = max(
+        float(np.corrcoef(eb[k : k + len(ea)], ea)[0, 1]) for k in range(0, len(eb) - len(ea) + 1)
+    )
+    assert best > 0.8, best
+
+
 def test_plays_what_it_received(speaker_sink: str) -> None:
     pcm = _speech()
     rec = Recorder()
@@ -100,17 +115,7 @@ def test_plays_what_it_received(speaker_sink: str) -> None:
         recorded = rec.stop()
     assert speaker.played_bytes == len(pcm)
     assert speaker.overflows == 0
-    played = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-    # the same energy came out (PulseAudio converts 24 kHz mono to the sink's format and back)
-    ratio = float((recorded**2).sum() / (played**2).sum())
-    assert 0.6 < ratio < 1.4
-    # and the same sound: the loudness contour (10 ms steps) of the recording, aligned
-    ea, eb = _envelope(played, 240), _envelope(recorded, 240)
-    assert len(eb) >= len(ea)
-    best = max(
-        float(np.corrcoef(eb[k : k + len(ea)], ea)[0, 1]) for k in range(0, len(eb) - len(ea) + 1)
-    )
-    assert best > 0.8
+    assert_same_sound(np.frombuffer(pcm, dtype="<i2"), recorded)
 
 
 def test_converts_the_event_format(speaker_sink: str) -> None:

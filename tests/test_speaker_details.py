@@ -370,7 +370,7 @@ class PlayingDevice:
         self.stream = stream
         self.played: List[bytes] = []
         self._running = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="portaudio-stand-in")
+        self._thread = threading.Thread(target=self._run, name="portaudio-stand-in", daemon=True)
 
     def _run(self) -> None:
         while self._running.is_set():

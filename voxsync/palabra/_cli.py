@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import threading
+import time
 from typing import IO, Any, Dict, List, Optional
 
 from voxsync.errors import ConfigurationError
@@ -144,13 +144,11 @@ def _from_microphone(
     )
     if speaker is not None:
         speaker.mute_while_playing(mic)
-    stop = threading.Event()
     try:
         mic.stream_to(session)
         helpers.listening(args, err)
-        while not stop.wait(0.2):
-            if not session.connected:
-                break
+        while session.connected:  # until Ctrl+C or the session ends
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
