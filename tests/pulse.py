@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import IO, Dict, Iterator, List, Optional, Tuple, Union
 
 import pytest
 
@@ -184,7 +184,7 @@ class Playback:
 
 @contextlib.contextmanager
 def listening(
-    argv: List[str], env: Optional[Dict[str, str]] = None
+    argv: List[str], env: Optional[Dict[str, str]] = None, timeout: float = 30.0
 ) -> Iterator[subprocess.Popen[str]]:
     """Run a command that captures the microphone; yield it once it says ``Listening``.
 
@@ -197,14 +197,43 @@ def listening(
     )
     try:
         assert proc.stderr is not None
-        ready = proc.stderr.readline()  # printed once the microphone runs
-        assert ready.startswith("Listening"), ready + proc.stderr.read()
+        before = _read_until_listening(proc, proc.stderr, timeout)
+        assert before is None, f"no 'Listening' line within {timeout} s; stderr: {before!r}"
         time.sleep(0.8)
         yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def _read_until_listening(
+    proc: subprocess.Popen[str], stream: IO[str], timeout: float
+) -> Optional[str]:
+    """Read ``stream`` until the ``Listening`` line; None once it came, else what came.
+
+    Other lines may come first (ALSA writes its own warnings to stderr); they
+    are skipped. Bounded: past ``timeout`` the command is killed and whatever it
+    wrote is returned, so a test fails with the reason instead of hanging.
+    """
+    got: List[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in stream:
+            if line.startswith("Listening"):
+                found.set()
+                return
+            got.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    if found.wait(timeout):
+        reader.join()
+        return None
+    proc.kill()
+    reader.join(5)
+    return "".join(got)
 
 
 class VirtualMic:
