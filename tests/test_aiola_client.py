@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+import socketio
 
 import voxsync
 from voxsync.aiola import AiolaClient, AiolaConnection, LiveEvents, create_connection, decode_event
@@ -268,6 +269,23 @@ def test_stream_transcribes_speech(emu: AiolaEmulator) -> None:
     assert names[0] == "connect" and names[-1] == "disconnect"
     params = emu.connections[-1]
     assert params["lang_code"] == "en" and params["flow_id"] and params["execution_id"]
+    # as aiOla's SDKs do: long-polling first (then upgraded), the token both ways
+    assert params["transport"] == "polling" and params["token_in"] == ["header", "query"]
+
+
+@pytest.mark.parametrize("transports", [("websocket",), ("polling",)])
+def test_the_transports_asked_for_carry_the_stream(
+    scripted: AiolaEmulator, transports: Tuple[str, ...]
+) -> None:
+    with client_for(scripted) as client:
+        conn = client.stt.stream(transports=transports, finish_silence=0)
+        rec = Recorder(conn)
+        with conn:
+            for chunk in chunks(b"\x01\x00" * 16000):
+                conn.send(chunk)
+    assert [t.text for t in rec.of("transcript")] == ["one", "two"]
+    (params,) = scripted.connections
+    assert params["transport"] == transports[0] and params["token_in"] == ["header", "query"]
 
 
 def test_keywords_change_the_transcript(emu: AiolaEmulator) -> None:
@@ -468,7 +486,7 @@ def test_emulator_shutdown_ends_the_stream(transports: Tuple[str, ...]) -> None:
     emu = AiolaEmulator(engine=make_engine("scripted")).start()
     try:
         with client_for(emu, api_key="k") as client:
-            conn = client.stt.stream(transports=transports)
+            conn = client.stt.stream(transports=transports, finish_silence=0)
             rec = Recorder(conn)
             conn.connect()
             conn.send(bytes(CHUNK))
@@ -950,7 +968,7 @@ def test_close_and_finish_are_bounded_when_the_server_stops_answering(
         proxy = FreezingProxy(emu.port)
         try:
             client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
-            conn = client.stt.stream(transports=transports)
+            conn = client.stt.stream(transports=transports, finish_silence=0)
             conn.connect(timeout=10)
             for chunk in chunks(bytes(16000)):
                 conn.send(chunk)
@@ -1108,3 +1126,78 @@ def test_audio_in_flight_at_a_transport_reset_is_reported_dropped(
     assert stats["bytes_sent"] + stats["bytes_dropped"] == given
     assert "transport broke" in warnings[0].message and warnings[-1].count == len(warnings)
     assert len(emu.connections) == 2 and conn.metrics.reconnects == 1
+
+
+def test_audio_waiting_for_room_is_sent_when_a_transport_change_wakes_it(
+    scripted: AiolaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A transport change wakes a send waiting for room in engine.io's queue
+    # (wait_for_room() returns False); the send then looks again, and the chunk
+    # still goes out (the transport seam: the wake-up is made to happen once).
+    emu = scripted
+    with client_for(emu) as c:
+        conn = c.stt.stream(finish_silence=0)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        assert conn._sio is not None
+        queue = conn._sio.eio.queue
+        real = queue.wait_for_room
+        woken: List[bool] = []
+
+        def wait_for_room(*args: Any, **kwargs: Any) -> bool:
+            if not woken:
+                woken.append(True)
+                return False  # as after wake(): a transport change
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(queue, "wait_for_room", wait_for_room)
+        given = 0
+        for i in range(5):
+            conn.send(bytes([i]) * CHUNK)
+            given += CHUNK
+        conn.finish(timeout=20)
+        received = emu.audio_bytes_received
+    assert woken == [True]
+    assert received == given == conn.metrics.snapshot()["bytes_sent"]
+    assert rec.of("warning") == []
+
+
+def test_a_send_the_vanished_transport_refused_is_sent_again_and_not_counted_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The transport goes away while a chunk is handed to it (python-socketio
+    # raises BadNamespaceError): the chunk is sent again, once, and no longer
+    # counted in flight on the connection that refused it. A later reset of
+    # the transport then reports as lost only what was really in flight.
+    engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)
+    faults = AiolaFaults(drop_after_chunks=12)
+    with AiolaEmulator(engine=engine, faults=faults) as emu, client_for(emu, api_key="k") as c:
+        conn = c.stt.stream(reconnection_delay=0.05, finish_silence=0)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        sio = conn._sio
+        assert sio is not None
+        real = sio.emit
+        refused: List[int] = []
+
+        def emit(event: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if event == "binary_data" and not refused:
+                refused.append(len(data))
+                raise socketio.exceptions.BadNamespaceError("/events is not a connected namespace.")
+            return real(event, data, *args, **kwargs)
+
+        monkeypatch.setattr(sio, "emit", emit)
+        given = 0
+        for i in range(40):
+            chunk = bytes([i % 7]) * CHUNK
+            conn.send(chunk)
+            given += len(chunk)
+        rec.wait_for("reconnected")
+        conn.finish(timeout=20)
+        received = emu.audio_bytes_received
+    stats = conn.metrics.snapshot()
+    assert refused == [CHUNK]
+    assert stats["bytes_sent"] == received
+    assert stats["bytes_sent"] + stats["bytes_dropped"] == given
+    reported = sum(w.raw["bytes"] for w in rec.of("warning"))
+    assert reported == stats["bytes_dropped"]

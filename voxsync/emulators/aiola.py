@@ -619,8 +619,14 @@ class AiolaEmulator(EmulatorServer):
         self._drops_done = 0
         self._sio: Any = None
         self._http: Optional[_HTTPServer] = None
-        #: Query parameters of the accepted streaming connections, in order
-        #: (the last 1000; for tests).
+        #: The accepted streaming connections, in order (the last 1000; for
+        #: tests): their query parameters (``lang_code``, ``keywords``, ...),
+        #: the Engine.IO ``transport`` of the request that opened the session
+        #: (``"polling"`` when it was upgraded later, ``"websocket"`` when it
+        #: started on one) and ``token_in``, where the access token checked came:
+        #: ``"header"`` (``Authorization: Bearer``), ``"query"``
+        #: (``x-aiola-api-token``) or ``"legacy"`` (``x-aiola-api-key`` or
+        #: ``X-API-Key``).
         self.connections: List[Dict[str, Any]] = []
         #: ``"METHOD /path"`` of every REST request, in order (for tests).
         self.rest_requests: List[str] = []
@@ -923,12 +929,13 @@ class AiolaEmulator(EmulatorServer):
         scheme, _, value = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() == "bearer":
             token = value.strip()
-        token = (
-            token
-            or query.get("x-aiola-api-token", "")
-            or query.get("x-aiola-api-key", "")
-            or environ.get("HTTP_X_API_KEY", "")
-        )
+        # where the client put its token: the SDKs send it both ways
+        carried = {
+            "header": token,
+            "query": query.get("x-aiola-api-token", ""),
+            "legacy": query.get("x-aiola-api-key", "") or environ.get("HTTP_X_API_KEY", ""),
+        }
+        token = carried["header"] or carried["query"] or carried["legacy"]
         try:
             if self.faults.unavailable:
                 raise _Refused(503, "SERVICE_UNAVAILABLE", "Service unavailable, try again later")
@@ -954,7 +961,13 @@ class AiolaEmulator(EmulatorServer):
         faults = self.faults
         with self._lock:
             self._streams[sid] = stream
-            self.connections.append(dict(params))
+            self.connections.append(
+                {
+                    **params,
+                    "transport": query.get("transport", ""),
+                    "token_in": [where for where, value in carried.items() if value == token],
+                }
+            )
             del self.connections[:-_HISTORY]
         if faults.malformed_event:
             stream.send("transcript", "this payload is not an object")
