@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -605,7 +606,11 @@ def test_no_signal_handler_in_a_fresh_interpreter() -> None:
                     print(signal.getsignal(signal.SIGINT) is before)
         """
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # the child imports the voxsync this process imported, wherever it is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True"]
 
@@ -1097,9 +1102,17 @@ def test_disconnect_waits_a_bounded_while_and_close_does_not() -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("transports", [("polling", "websocket"), ("websocket",)])
+@pytest.mark.parametrize(
+    ("transports", "pause"),
+    [
+        (("polling", "websocket"), 0.0),
+        (("websocket",), 0.0),
+        # paced: each chunk is emitted by send()'s caller (the write-through)
+        (("websocket",), 0.005),
+    ],
+)
 def test_audio_in_flight_at_a_transport_reset_is_reported_dropped(
-    transports: Tuple[str, ...],
+    transports: Tuple[str, ...], pause: float
 ) -> None:
     engine = make_engine("scripted", every_bytes=10**9, partial_ms=0)
     faults = AiolaFaults(drop_after_chunks=12)
@@ -1108,10 +1121,11 @@ def test_audio_in_flight_at_a_transport_reset_is_reported_dropped(
         rec = Recorder(conn)
         conn.connect(timeout=10)
         given = 0
-        for i in range(80):  # unpaced: packets are in flight when the transport is cut
-            chunk = bytes([i % 7]) * CHUNK
+        for i in range(80):  # packets are in flight when the transport is cut
+            chunk = bytes([i % 7, 0]) * (CHUNK // 2)  # quiet: no utterance to wait for
             conn.send(chunk)
             given += len(chunk)
+            time.sleep(pause)
         rec.wait_for("reconnected")
         conn.finish(timeout=20)
         received = emu.audio_bytes_received
@@ -1159,6 +1173,39 @@ def test_audio_waiting_for_room_is_sent_when_a_transport_change_wakes_it(
         received = emu.audio_bytes_received
     assert woken == [True]
     assert received == given == conn.metrics.snapshot()["bytes_sent"]
+    assert rec.of("warning") == []
+
+
+def test_audio_for_a_transport_just_reported_lost_waits_for_the_next_one(
+    scripted: AiolaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer finds the transport it holds already reported lost (the
+    # in-flight record refuses it: -1) before the reconnection replaced it:
+    # it waits and sends the chunk on the next one (the transport seam: the
+    # refusal is made to happen once, on the writer's thread).
+    emu = scripted
+    with client_for(emu) as c:
+        conn = c.stt.stream(finish_silence=0)
+        rec = Recorder(conn)
+        conn.connect(timeout=10)
+        real = conn._in_flight.add
+        me = threading.get_ident()
+        refused: List[int] = []
+
+        def add(generation: int, nbytes: int) -> Any:
+            if not refused and threading.get_ident() != me:
+                refused.append(nbytes)
+                return -1
+            return real(generation, nbytes)
+
+        monkeypatch.setattr(conn._in_flight, "add", add)
+        for i in range(5):  # unpaced: the writer sends them
+            conn.send(bytes([i]) * CHUNK)
+        conn.finish(timeout=20)
+        received = emu.audio_bytes_received
+    assert refused == [CHUNK]
+    assert received == 5 * CHUNK == conn.metrics.snapshot()["bytes_sent"]
+    assert [t.text for t in rec.of("transcript")] == ["one"]
     assert rec.of("warning") == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any, Iterator, List
@@ -46,6 +47,26 @@ class Collector:
                 assert left > 0, f"got {len(self.messages)} of {count} messages"
                 self.cond.wait(left)
             return list(self.messages)
+
+
+@contextlib.contextmanager
+def held_elsewhere(writer: DirectWriter) -> Iterator[None]:
+    """Hold the writer's lock on another thread for the block (the lock is re-entrant)."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with writer._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold, name="lock-holder")
+    holder.start()
+    try:
+        assert held.wait(5)
+        yield
+    finally:
+        release.set()
+        holder.join(5)
 
 
 @pytest.fixture
@@ -95,7 +116,7 @@ def test_packets_from_several_threads_keep_each_senders_order(collector: tuple) 
 def test_a_bounded_sender_leaves_its_packet_to_the_next_write(collector: tuple) -> None:
     coll, ws = collector
     writer = DirectWriter(ws, lambda: None)
-    with writer._lock:  # another sender is writing (e.g. stuck on a full socket)
+    with held_elsewhere(writer):  # another sender is writing (e.g. stuck on a full socket)
         started = time.monotonic()
         writer.send(message("pong-like"), 0.1)
         waited = time.monotonic() - started
@@ -158,13 +179,45 @@ def test_a_packet_that_cannot_be_encoded_raises_to_its_sender_only(collector: tu
 def test_join_without_a_timeout_does_not_wait(collector: tuple) -> None:
     _, ws = collector
     writer = DirectWriter(ws, lambda: None)
-    with writer._lock:
+    with held_elsewhere(writer):
         writer.send(message("x"), 0.0)
         started = time.monotonic()
         writer.join()  # engine.io's reader at its end: no thread to wait for
         writer.join(0.1)  # with a timeout: bounded
         assert time.monotonic() - started < 1.0
     assert writer.pending == 1
+
+
+def test_write_now_writes_on_the_callers_thread_when_nothing_can_block(
+    collector: tuple,
+) -> None:
+    coll, ws = collector
+    writer = DirectWriter(ws, lambda: None)
+    calls: List[str] = []
+
+    def send(name: str, result: bool = True) -> Any:
+        def run() -> bool:
+            calls.append(name)
+            if result:
+                writer.send(message(name))  # the lock is held: written at once
+            return result
+
+        return run
+
+    assert writer.write_now(send("a"), 100) is True
+    assert writer.write_now(send("nothing", result=False), 100) is False
+    assert writer.write_now(send("huge"), 10**9) is False  # more than the socket takes now
+    with held_elsewhere(writer):  # another thread writes
+        assert writer.write_now(send("busy"), 100) is False
+        writer.send(message("left"), 0.0)  # pending once the holder is done
+    assert writer.pending == 1
+    assert writer.write_now(send("after-pending"), 100) is False  # never overtakes it
+    writer.send(message("b"))
+    assert calls == ["a", "nothing"]  # declined without calling send
+    assert coll.wait_for(3) == ["4a", "4left", "4b"]
+    writer.broken = True
+    assert writer.write_now(send("broken"), 100) is False
+    assert calls == ["a", "nothing"]
 
 
 # ------------------------------------------------------------- with aiOla
@@ -237,12 +290,9 @@ def test_close_is_bounded_while_the_socket_is_full_and_the_lock_held(
     sio = conn._sio
     assert sio is not None and sio.eio.direct is not None
     writer = sio.eio.direct
-    writer._lock.acquire()  # as if a write were stuck on a stalled server
-    try:
+    with held_elsewhere(writer):  # as if a write were stuck on a stalled server
         started = time.monotonic()
         conn.close()
         assert time.monotonic() - started < 2.5
         assert conn.state == "closed"
-    finally:
-        writer._lock.release()
     assert CONTROL_WAIT < 1.0

@@ -53,6 +53,7 @@ import urllib3.connection
 import websocket
 
 from voxsync.redact import RedactingFilter
+from voxsync.transport.websocket import send_buffer_room
 
 __all__ = [
     "CONTROL_WAIT",
@@ -171,10 +172,14 @@ class DirectWriter:
 
     def __init__(self, ws: Any, on_broken: Callable[[], None]) -> None:
         self._ws = ws
-        self._lock = threading.Lock()
+        # re-entrant: write_now() holds it around a sender whose packets take it again
+        self._lock = threading.RLock()
         self._pending: Deque[Tuple[Any, bool]] = collections.deque()  # (encoded, binary)
         self._on_broken = on_broken
         self.broken = False
+        # bytes the socket's send buffer surely takes now (see write_now);
+        # every write under the lock subtracts its size, so it stays a lower bound
+        self._room = 0
 
     @property
     def pending(self) -> int:
@@ -190,6 +195,38 @@ class DirectWriter:
         """
         self._pending.append((pkt.encode(), pkt.binary))
         self._flush(wait)
+
+    def write_now(self, send: Callable[[], bool], size: int) -> bool:
+        """Run ``send`` now if the packets it sends can be written without waiting.
+
+        For a sender that would otherwise hand its packets to a writer
+        thread (the caller of a connection's ``send()``): it never waits for
+        the lock or for the peer. It declines (returns False without calling
+        ``send``) while another thread writes, while packets are pending or
+        the writer is broken, and when the socket's send buffer may not take
+        ``size`` bytes at once (asked of the kernel on Linux, and only when
+        the room found last, less what was written since, runs out;
+        elsewhere it always declines). ``send`` runs with the write lock
+        held, so the packets it sends are written at once, on this thread,
+        in order; it returns False when it sent nothing after all.
+        """
+        if self.broken or self._pending:
+            return False
+        lock = self._lock
+        if not lock.acquire(False):
+            return False
+        try:
+            if self.broken or self._pending:
+                return False
+            if size > self._room:
+                sock = self._ws.sock
+                room = None if sock is None else send_buffer_room(sock)
+                if room is None or room < size:
+                    return False
+                self._room = room
+            return send()
+        finally:
+            lock.release()
 
     def join(self, timeout: Optional[float] = None) -> None:
         """Write what is pending within ``timeout`` seconds; without one, return at once.
@@ -236,6 +273,8 @@ class DirectWriter:
                 pending.clear()
                 self._on_broken()
                 return
+            # a WebSocket frame's header is at most 14 bytes; text is UTF-8
+            self._room -= (len(data) if binary else 4 * len(data)) + 14
             pending.popleft()
 
     def _writable(self, deadline: float) -> bool:
