@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import socket
 import threading
 import time
 from typing import Any, Iterator, List
@@ -10,6 +13,7 @@ from typing import Any, Iterator, List
 import engineio.packet
 import pytest
 import websocket
+from test_ws_frames import RawServer
 from websockets.sync.server import ServerConnection
 from wsserver import WebSocketServer
 
@@ -133,13 +137,13 @@ def test_a_packet_sent_while_the_lock_was_held_is_written_by_the_holder(
     coll, ws = collector
     writer = DirectWriter(ws, lambda: None)
     gate = threading.Event()
-    real_send = ws.send
+    real_send = writer._send
 
-    def slow_send(data: Any, *args: Any) -> Any:
+    def slow_send(data: Any) -> None:
         gate.wait(5)  # the holder is busy writing ...
-        return real_send(data, *args)
+        real_send(data)
 
-    ws.send = slow_send
+    writer._send = slow_send  # type: ignore[method-assign]
     holder = threading.Thread(target=writer.send, args=(message("first"),))
     holder.start()
     time.sleep(0.1)
@@ -218,6 +222,56 @@ def test_write_now_writes_on_the_callers_thread_when_nothing_can_block(
     writer.broken = True
     assert writer.write_now(send("broken"), 100) is False
     assert calls == ["a", "nothing"]
+
+
+def test_a_write_cut_off_by_ctrl_c_is_followed_by_nothing() -> None:
+    """Ctrl+C inside a write on a sender's thread: nothing more goes on that socket.
+
+    The server does not read, so the kernel takes only part of a packet far
+    larger than the socket buffers and SIGINT interrupts the write. Part of
+    that frame is out: any byte after it (a later packet, the CLOSE of the
+    disconnect) would read as the frame's rest.
+    """
+    server = RawServer()
+    ws = websocket.create_connection(server.url, enable_multithread=True, timeout=10)
+    conn = server.ready()
+    broken: List[str] = []
+    writer = DirectWriter(ws, lambda: broken.append(threading.current_thread().name))
+    payload = os.urandom(16 << 20)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            writer.send(engineio.packet.Packet(engineio.packet.MESSAGE, data=payload))
+            time.sleep(5)  # not reached when the write is interrupted
+    finally:
+        timer.cancel()
+        timer.join()
+    try:
+        assert writer.broken and writer.pending == 0
+        assert broken == [threading.current_thread().name]
+
+        def drain() -> bytes:
+            data = bytearray()
+            conn.settimeout(0.5)
+            try:
+                while True:
+                    piece = conn.recv(1 << 20)
+                    assert piece, "the client closed its socket"
+                    data += piece
+            except socket.timeout:
+                return bytes(data)
+
+        out = drain()  # what the kernel took before the interrupt
+        assert out[:2] == bytes((0x82, 0xFF))  # the binary frame, masked, 64-bit length
+        assert int.from_bytes(out[2:10], "big") == len(payload)
+        assert 0 < len(out) < 14 + len(payload)  # cut off inside the frame
+        writer.send(message("close-like"), 0.0)
+        writer.send(message("audio"))
+        assert drain() == b""  # nothing followed the cut frame
+    finally:
+        ws.sock.close()
+        server.close()
 
 
 # ------------------------------------------------------------- with aiOla

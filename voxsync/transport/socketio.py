@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import itertools
 import logging
 import queue
 import re
@@ -53,7 +54,7 @@ import urllib3.connection
 import websocket
 
 from voxsync.redact import RedactingFilter
-from voxsync.transport.websocket import send_buffer_room
+from voxsync.transport.websocket import OPCODE_BINARY, OPCODE_TEXT, encode_frame, send_buffer_room
 
 __all__ = [
     "CONTROL_WAIT",
@@ -167,7 +168,10 @@ class DirectWriter:
     lock and for the socket to be writable, and otherwise leaves its packet
     to the next write. A failed write marks the writer broken and calls
     ``on_broken`` (on the thread that wrote); what was pending is dropped
-    with the connection, as it would be in engine.io's queue.
+    with the connection, as it would be in engine.io's queue. So does a
+    write interrupted by an exception such as ``KeyboardInterrupt`` (which
+    then propagates): part of a frame may have gone out, and nothing may
+    follow it on the socket.
     """
 
     def __init__(self, ws: Any, on_broken: Callable[[], None]) -> None:
@@ -257,25 +261,52 @@ class DirectWriter:
                 deadline = time.monotonic()
 
     def _write_pending(self, deadline: Optional[float]) -> None:
-        ws = self._ws
         pending = self._pending
         while pending and not self.broken:
-            data, binary = pending[0]
             try:
-                if deadline is not None and not self._writable(deadline):
-                    return
-                if binary:
-                    ws.send_binary(data)
-                else:
-                    ws.send(data)
+                if deadline is None:  # every packet pending now, in one system call
+                    count = len(pending)  # (more may come meanwhile: the next round)
+                else:  # one at a time, each once the socket is writable
+                    if not self._writable(deadline):
+                        return
+                    count = 1
+                data = self._frames(count)
+                self._send(data)
             except (websocket.WebSocketException, OSError, ValueError):
-                self.broken = True
-                pending.clear()
-                self._on_broken()
+                self._break()
                 return
-            # a WebSocket frame's header is at most 14 bytes; text is UTF-8
-            self._room -= (len(data) if binary else 4 * len(data)) + 14
-            pending.popleft()
+            except BaseException:
+                # interrupted inside a write (Ctrl+C on a send()er's thread):
+                # part of a frame may be out, and any byte after it would
+                # read as its rest, so nothing more is written on this socket
+                self._break()
+                raise
+            self._room -= len(data)
+            for _ in range(count):
+                pending.popleft()
+
+    def _frames(self, count: int) -> bytearray:
+        """The first ``count`` pending packets as WebSocket frames, back to back."""
+        out = bytearray()
+        for data, binary in itertools.islice(self._pending, count):
+            if binary:
+                out += encode_frame(OPCODE_BINARY, data)
+            else:
+                out += encode_frame(OPCODE_TEXT, data.encode("utf-8"))
+        return out
+
+    def _send(self, data: bytearray) -> None:
+        ws = self._ws
+        sock = ws.sock
+        if sock is None:
+            raise websocket.WebSocketConnectionClosedException("the socket is closed")
+        with ws.lock:  # websocket-client's own writes (a pong to a WebSocket ping) take it
+            sock.sendall(data)
+
+    def _break(self) -> None:
+        self.broken = True
+        self._pending.clear()
+        self._on_broken()
 
     def _writable(self, deadline: float) -> bool:
         sock = self._ws.sock
