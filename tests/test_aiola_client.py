@@ -1107,7 +1107,7 @@ def test_disconnect_waits_a_bounded_while_and_close_does_not() -> None:
     [
         (("polling", "websocket"), 0.0),
         (("websocket",), 0.0),
-        # paced: each chunk is emitted by send()'s caller (the write-through)
+        # paced: the writer takes each chunk as it comes
         (("websocket",), 0.005),
     ],
 )

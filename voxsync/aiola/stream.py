@@ -722,39 +722,6 @@ class AiolaConnection(Connection):
             self._speech.audio(piece)
             self._emit_audio(piece, track=True)
 
-    def _write_through(self, chunk: bytes) -> bool:
-        # send()'s caller emits the chunk itself when the WebSocket takes it at
-        # once (see Connection._write_through); otherwise the writer lane does
-        sio = self._sio
-        if len(chunk) > CHUNK_BYTES or sio is None or not self._ready.is_set():
-            return False
-        writer = sio.eio.direct  # None while long-polling
-        if writer is None:
-            return False
-        generation: int = getattr(sio, "voxsync_generation", 0)
-
-        def emit() -> bool:
-            # the writer's lock is held: nothing else is written meanwhile
-            if NAMESPACE not in sio.namespaces:
-                return False  # the transport just went away: the writer lane waits for it
-            seq = self._in_flight.add(generation, len(chunk))
-            if seq == -1:
-                return False
-            self._speech.audio(chunk)
-            on_ack = None if seq is None else functools.partial(self._acked, generation, seq, None)
-            try:
-                sio.emit("binary_data", chunk, namespace=NAMESPACE, callback=on_ack)
-            except socketio.exceptions.BadNamespaceError:
-                # gone since the check above (the reader tore it down): the
-                # writer lane sends it once the transport is back
-                if seq is not None:
-                    self._in_flight.cancel(generation, seq)
-                return False
-            return True
-
-        # the Socket.IO header packet and the attachment's framing, with room to spare
-        return writer.write_now(emit, len(chunk) + 256)
-
     def _keepalive(self) -> None:
         if self._ready.is_set():
             self._emit_audio(b"")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import itertools
 import logging
 import queue
 import re
@@ -54,7 +53,6 @@ import urllib3.connection
 import websocket
 
 from voxsync.redact import RedactingFilter
-from voxsync.transport.websocket import OPCODE_BINARY, OPCODE_TEXT, encode_frame, send_buffer_room
 
 __all__ = [
     "CONTROL_WAIT",
@@ -176,14 +174,10 @@ class DirectWriter:
 
     def __init__(self, ws: Any, on_broken: Callable[[], None]) -> None:
         self._ws = ws
-        # re-entrant: write_now() holds it around a sender whose packets take it again
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._pending: Deque[Tuple[Any, bool]] = collections.deque()  # (encoded, binary)
         self._on_broken = on_broken
         self.broken = False
-        # bytes the socket's send buffer surely takes now (see write_now);
-        # every write under the lock subtracts its size, so it stays a lower bound
-        self._room = 0
 
     @property
     def pending(self) -> int:
@@ -199,38 +193,6 @@ class DirectWriter:
         """
         self._pending.append((pkt.encode(), pkt.binary))
         self._flush(wait)
-
-    def write_now(self, send: Callable[[], bool], size: int) -> bool:
-        """Run ``send`` now if the packets it sends can be written without waiting.
-
-        For a sender that would otherwise hand its packets to a writer
-        thread (the caller of a connection's ``send()``): it never waits for
-        the lock or for the peer. It declines (returns False without calling
-        ``send``) while another thread writes, while packets are pending or
-        the writer is broken, and when the socket's send buffer may not take
-        ``size`` bytes at once (asked of the kernel on Linux, and only when
-        the room found last, less what was written since, runs out;
-        elsewhere it always declines). ``send`` runs with the write lock
-        held, so the packets it sends are written at once, on this thread,
-        in order; it returns False when it sent nothing after all.
-        """
-        if self.broken or self._pending:
-            return False
-        lock = self._lock
-        if not lock.acquire(False):
-            return False
-        try:
-            if self.broken or self._pending:
-                return False
-            if size > self._room:
-                sock = self._ws.sock
-                room = None if sock is None else send_buffer_room(sock)
-                if room is None or room < size:
-                    return False
-                self._room = room
-            return send()
-        finally:
-            lock.release()
 
     def join(self, timeout: Optional[float] = None) -> None:
         """Write what is pending within ``timeout`` seconds; without one, return at once.
@@ -261,47 +223,28 @@ class DirectWriter:
                 deadline = time.monotonic()
 
     def _write_pending(self, deadline: Optional[float]) -> None:
+        ws = self._ws
         pending = self._pending
         while pending and not self.broken:
+            data, binary = pending[0]
             try:
-                if deadline is None:  # every packet pending now, in one system call
-                    count = len(pending)  # (more may come meanwhile: the next round)
-                else:  # one at a time, each once the socket is writable
-                    if not self._writable(deadline):
-                        return
-                    count = 1
-                data = self._frames(count)
-                self._send(data)
+                if deadline is not None and not self._writable(deadline):
+                    return
+                if binary:
+                    ws.send_binary(data)
+                else:
+                    ws.send(data)
             except (websocket.WebSocketException, OSError, ValueError):
                 self._break()
                 return
             except BaseException:
-                # interrupted inside a write (Ctrl+C on a send()er's thread):
-                # part of a frame may be out, and any byte after it would
-                # read as its rest, so nothing more is written on this socket
+                # interrupted inside a write (Ctrl+C on the thread that sends:
+                # a caller's connect(), close() or control message): part of
+                # the frame may be out, and any byte after it would read as
+                # its rest, so nothing more is written on this socket
                 self._break()
                 raise
-            self._room -= len(data)
-            for _ in range(count):
-                pending.popleft()
-
-    def _frames(self, count: int) -> bytearray:
-        """The first ``count`` pending packets as WebSocket frames, back to back."""
-        out = bytearray()
-        for data, binary in itertools.islice(self._pending, count):
-            if binary:
-                out += encode_frame(OPCODE_BINARY, data)
-            else:
-                out += encode_frame(OPCODE_TEXT, data.encode("utf-8"))
-        return out
-
-    def _send(self, data: bytearray) -> None:
-        ws = self._ws
-        sock = ws.sock
-        if sock is None:
-            raise websocket.WebSocketConnectionClosedException("the socket is closed")
-        with ws.lock:  # websocket-client's own writes (a pong to a WebSocket ping) take it
-            sock.sendall(data)
+            pending.popleft()
 
     def _break(self) -> None:
         self.broken = True

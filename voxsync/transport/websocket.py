@@ -93,21 +93,6 @@ except (ImportError, AttributeError):  # pragma: no cover - other platforms
 
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 
-
-def send_buffer_room(sock: socket.socket) -> Optional[int]:
-    """Bytes the send buffer of ``sock`` surely takes now without blocking.
-
-    Asks the kernel (Linux) what is queued; the kernel counts its
-    bookkeeping against the buffer too, so half of it is kept spare. None
-    where this cannot be told (other platforms).
-    """
-    if _TIOCOUTQ is None:  # pragma: no cover - other platforms
-        return None
-    queued: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
-    room: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 - queued
-    return room
-
-
 Frame = Union[str, bytes]
 
 
@@ -623,10 +608,11 @@ class WebSocketTransport:
         figure stays a lower bound and the kernel is asked again only when
         it runs out, not for every frame.
         """
-        room = send_buffer_room(sock)
-        if room is not None:
-            self._room = room
-            return size <= room
+        if _TIOCOUTQ is not None:
+            queued: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
+            # the kernel counts its bookkeeping against the buffer too: keep half spare
+            self._room = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 - queued
+            return size <= self._room
         if not _DONTWAIT or hasattr(sock, "context"):  # pragma: no cover - other platforms
             return False
         return bool(select.select((), (sock,), (), 0)[1])  # pragma: no cover
