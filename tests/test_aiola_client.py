@@ -607,7 +607,8 @@ def test_no_signal_handler_in_a_fresh_interpreter() -> None:
         """
     )
     # the child imports the voxsync this process imported, wherever it is
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    here = str(Path(voxsync.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *filter(None, sys.path)])}
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
@@ -1142,70 +1143,45 @@ def test_audio_in_flight_at_a_transport_reset_is_reported_dropped(
     assert len(emu.connections) == 2 and conn.metrics.reconnects == 1
 
 
-def test_audio_waiting_for_room_is_sent_when_a_transport_change_wakes_it(
-    scripted: AiolaEmulator, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("seam", "answer"),
+    [
+        # A transport change wakes a send waiting for room in engine.io's
+        # queue (wait_for_room() returns False): the send looks again.
+        ("wait_for_room", False),
+        # The writer finds the transport it holds already reported lost (the
+        # in-flight record refuses it: -1) before the reconnection replaced
+        # it: it waits and sends the chunk on the next one.
+        ("add", -1),
+    ],
+)
+def test_a_send_a_transport_change_interrupts_still_goes_out(
+    scripted: AiolaEmulator, monkeypatch: pytest.MonkeyPatch, seam: str, answer: Any
 ) -> None:
-    # A transport change wakes a send waiting for room in engine.io's queue
-    # (wait_for_room() returns False); the send then looks again, and the chunk
-    # still goes out (the transport seam: the wake-up is made to happen once).
-    emu = scripted
-    with client_for(emu) as c:
+    # the transport seam: the disturbance is made to happen once
+    with client_for(scripted) as c:
         conn = c.stt.stream(finish_silence=0)
         rec = Recorder(conn)
         conn.connect(timeout=10)
         assert conn._sio is not None
-        queue = conn._sio.eio.queue
-        real = queue.wait_for_room
-        woken: List[bool] = []
+        target = conn._sio.eio.queue if seam == "wait_for_room" else conn._in_flight
+        real = getattr(target, seam)
+        disturbed: List[Any] = []
 
-        def wait_for_room(*args: Any, **kwargs: Any) -> bool:
-            if not woken:
-                woken.append(True)
-                return False  # as after wake(): a transport change
+        def once(*args: Any, **kwargs: Any) -> Any:
+            if not disturbed:
+                disturbed.append(args)
+                return answer
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(queue, "wait_for_room", wait_for_room)
-        given = 0
-        for i in range(5):
-            conn.send(bytes([i]) * CHUNK)
-            given += CHUNK
-        conn.finish(timeout=20)
-        received = emu.audio_bytes_received
-    assert woken == [True]
-    assert received == given == conn.metrics.snapshot()["bytes_sent"]
-    assert rec.of("warning") == []
-
-
-def test_audio_for_a_transport_just_reported_lost_waits_for_the_next_one(
-    scripted: AiolaEmulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The writer finds the transport it holds already reported lost (the
-    # in-flight record refuses it: -1) before the reconnection replaced it:
-    # it waits and sends the chunk on the next one (the transport seam: the
-    # refusal is made to happen once, on the writer's thread).
-    emu = scripted
-    with client_for(emu) as c:
-        conn = c.stt.stream(finish_silence=0)
-        rec = Recorder(conn)
-        conn.connect(timeout=10)
-        real = conn._in_flight.add
-        me = threading.get_ident()
-        refused: List[int] = []
-
-        def add(generation: int, nbytes: int) -> Any:
-            if not refused and threading.get_ident() != me:
-                refused.append(nbytes)
-                return -1
-            return real(generation, nbytes)
-
-        monkeypatch.setattr(conn._in_flight, "add", add)
+        monkeypatch.setattr(target, seam, once)
         for i in range(5):  # unpaced: the writer sends them
             conn.send(bytes([i]) * CHUNK)
         conn.finish(timeout=20)
-        received = emu.audio_bytes_received
-    assert refused == [CHUNK]
+        received = scripted.audio_bytes_received
+    assert len(disturbed) == 1
     assert received == 5 * CHUNK == conn.metrics.snapshot()["bytes_sent"]
-    assert [t.text for t in rec.of("transcript")] == ["one"]
+    assert [t.text for t in rec.of("transcript")] == ["one"]  # the 16000 bytes, all there
     assert rec.of("warning") == []
 
 
