@@ -487,7 +487,7 @@ def test_emulator_shutdown_ends_the_stream(transports: Tuple[str, ...]) -> None:
     emu = AiolaEmulator(engine=make_engine("scripted")).start()
     try:
         with client_for(emu, api_key="k") as client:
-            conn = client.stt.stream(transports=transports, finish_silence=0)
+            conn = client.stt.stream(transports=transports)
             rec = Recorder(conn)
             conn.connect()
             conn.send(bytes(CHUNK))
@@ -974,7 +974,7 @@ def test_close_and_finish_are_bounded_when_the_server_stops_answering(
         proxy = FreezingProxy(emu.port)
         try:
             client = AiolaClient(api_key="k", base_url=f"http://127.0.0.1:{proxy.port}")
-            conn = client.stt.stream(transports=transports, finish_silence=0)
+            conn = client.stt.stream(transports=transports)
             conn.connect(timeout=10)
             for chunk in chunks(bytes(16000)):
                 conn.send(chunk)
