@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import pytest
 
@@ -196,8 +196,7 @@ def listening(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     try:
-        assert proc.stderr is not None
-        before = _read_until_listening(proc, proc.stderr, timeout)
+        before = _read_until_listening(proc, timeout)
         assert before is None, f"no 'Listening' line within {timeout} s; stderr: {before!r}"
         time.sleep(0.8)
         yield proc
@@ -207,15 +206,15 @@ def listening(
             proc.communicate()
 
 
-def _read_until_listening(
-    proc: subprocess.Popen[str], stream: IO[str], timeout: float
-) -> Optional[str]:
-    """Read ``stream`` until the ``Listening`` line; None once it came, else what came.
+def _read_until_listening(proc: subprocess.Popen[str], timeout: float) -> Optional[str]:
+    """Read ``proc``'s stderr until the ``Listening`` line; None once it came, else what came.
 
     Other lines may come first (ALSA writes its own warnings to stderr); they
     are skipped. Bounded: past ``timeout`` the command is killed and whatever it
     wrote is returned, so a test fails with the reason instead of hanging.
     """
+    assert proc.stderr is not None
+    stream = proc.stderr
     got: List[str] = []
     found = threading.Event()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import threading
 import time
 from typing import Any, Iterator, List
@@ -13,9 +12,8 @@ from typing import Any, Iterator, List
 import engineio.packet
 import pytest
 import websocket
-from test_ws_frames import RawServer
 from websockets.sync.server import ServerConnection
-from wsserver import WebSocketServer
+from wsserver import RawServer, WebSocketServer
 
 from voxsync.aiola import AiolaClient, AiolaConnection
 from voxsync.emulators.aiola import AiolaEmulator
@@ -202,7 +200,7 @@ def test_a_write_cut_off_by_ctrl_c_is_followed_by_nothing() -> None:
     """
     server = RawServer()
     ws = websocket.create_connection(server.url, enable_multithread=True, timeout=10)
-    conn = server.ready()
+    server.ready()
     broken: List[str] = []
     writer = DirectWriter(ws, lambda: broken.append(threading.current_thread().name))
     payload = os.urandom(16 << 20)
@@ -218,25 +216,13 @@ def test_a_write_cut_off_by_ctrl_c_is_followed_by_nothing() -> None:
     try:
         assert writer.broken and writer.pending == 0
         assert broken == [threading.current_thread().name]
-
-        def drain() -> bytes:
-            data = bytearray()
-            conn.settimeout(0.5)
-            try:
-                while True:
-                    piece = conn.recv(1 << 20)
-                    assert piece, "the client closed its socket"
-                    data += piece
-            except socket.timeout:
-                return bytes(data)
-
-        out = drain()  # what the kernel took before the interrupt
+        out = server.drain()  # what the kernel took before the interrupt
         assert out[:2] == bytes((0x82, 0xFF))  # the binary frame, masked, 64-bit length
         assert int.from_bytes(out[2:10], "big") == len(payload)
         assert 0 < len(out) < 14 + len(payload)  # cut off inside the frame
         writer.send(message("close-like"), 0.0)
         writer.send(message("audio"))
-        assert drain() == b""  # nothing followed the cut frame
+        assert server.drain() == b""  # nothing followed the cut frame
     finally:
         ws.sock.close()
         server.close()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import re
 import signal
 import socket
 import threading
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 from websocket import ABNF
@@ -18,7 +15,7 @@ from websocket._abnf import frame_buffer
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 from websockets.sync.server import ServerConnection
-from wsserver import WebSocketServer
+from wsserver import RawServer, WebSocketServer
 
 from voxsync.errors import ConnectionError, RemoteProtocolError
 from voxsync.errors import TimeoutError as VoxsyncTimeoutError
@@ -191,55 +188,6 @@ def server_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) ->
     return header + payload
 
 
-class RawServer:
-    """Accepts one WebSocket client, then writes exactly the bytes a test gives it."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
-        self.conn: Optional[socket.socket] = None
-        self.received = bytearray()
-        self._thread = threading.Thread(target=self._accept, name="raw-ws-server")
-        self._thread.start()
-
-    def _accept(self) -> None:
-        conn, _ = self.listener.accept()
-        request = b""
-        while b"\r\n\r\n" not in request:
-            request += conn.recv(4096)
-        key = re.search(rb"(?i)sec-websocket-key: *(\S+)", request).group(1)  # type: ignore[union-attr]
-        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
-        self.conn = conn
-
-    def ready(self) -> socket.socket:
-        self._thread.join(5)
-        assert self.conn is not None
-        return self.conn
-
-    def read_frames(self, count: int) -> List[Tuple[int, bytes]]:
-        """``count`` frames the client sent (unmasked by websocket-client's reader)."""
-        conn = self.ready()
-        conn.settimeout(5)
-        out = []
-        buffer = frame_buffer(conn.recv, skip_utf8_validation=True)
-        for _ in range(count):
-            frame = buffer.recv_frame()
-            out.append((frame.opcode, frame.data))
-        return out
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.listener.close()
-
-
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
 @pytest.fixture
 def raw() -> Iterator[Tuple[RawServer, WebSocketTransport]]:
     server = RawServer()
@@ -380,15 +328,7 @@ def test_a_frame_cut_off_by_ctrl_c_is_followed_by_nothing(
     finally:
         timer.cancel()
         timer.join()
-    data = bytearray()
-    conn.settimeout(0.5)
-    try:  # what the kernel holds: the buffers are empty again before close()
-        while True:
-            piece = conn.recv(1 << 20)
-            assert piece, "the client closed before close()"
-            data += piece
-    except socket.timeout:
-        pass
+    data = bytearray(server.drain())  # what the kernel holds: empty again before close()
     t.close()
     conn.settimeout(5)
     while True:
